@@ -1,0 +1,276 @@
+//! What goes in (a [`Body`]) and what comes out (a [`GetResult`]).
+
+use std::fmt;
+use std::ops::Range;
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::object::ObjectMeta;
+
+/// A stream of chunks: the shape of every large transfer.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
+
+/// The content of a put.
+///
+/// Either bytes already in memory (cheap to clone, so a retry can send
+/// them again) or a stream of chunks that is read once, so a 5 GiB upload
+/// never sits in memory.
+///
+/// ```
+/// use storage_core::Body;
+/// use bytes::Bytes;
+///
+/// let small = Body::from("hello");
+/// assert_eq!(small.size_hint(), Some(5));
+///
+/// let chunks = futures::stream::iter([Ok(Bytes::from("a")), Ok(Bytes::from("b"))]);
+/// let large = Body::from_stream(chunks);
+/// assert_eq!(large.size_hint(), None);
+/// ```
+pub enum Body {
+    /// Bytes in memory.
+    Bytes(Bytes),
+    /// A one-shot stream of chunks, and its length if the caller knows it.
+    Stream {
+        /// The chunks.
+        stream: ByteStream,
+        /// The total length, if known. A backend may use it to choose a
+        /// single request over a multipart upload; a stream that ends at
+        /// another length fails the put with `InvalidInput`.
+        size: Option<u64>,
+    },
+}
+
+impl Body {
+    /// A body from a stream of chunks of unknown total length.
+    pub fn from_stream<S>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<Bytes>> + Send + 'static,
+    {
+        Body::Stream {
+            stream: Box::pin(stream),
+            size: None,
+        }
+    }
+
+    /// A body from a stream of chunks whose total length is `size`.
+    pub fn from_sized_stream<S>(stream: S, size: u64) -> Self
+    where
+        S: Stream<Item = Result<Bytes>> + Send + 'static,
+    {
+        Body::Stream {
+            stream: Box::pin(stream),
+            size: Some(size),
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Body::Bytes(Bytes::new())
+    }
+
+    /// The length, if known before reading.
+    pub fn size_hint(&self) -> Option<u64> {
+        match self {
+            Body::Bytes(bytes) => Some(bytes.len() as u64),
+            Body::Stream { size, .. } => *size,
+        }
+    }
+
+    /// Whether the body can be sent again (it is in memory).
+    pub fn is_replayable(&self) -> bool {
+        matches!(self, Body::Bytes(_))
+    }
+
+    /// The body as a stream of chunks. A stream with a declared size is
+    /// checked: ending early or running long yields `InvalidInput`.
+    pub fn into_stream(self) -> ByteStream {
+        match self {
+            Body::Bytes(bytes) if bytes.is_empty() => Box::pin(stream::empty()),
+            Body::Bytes(bytes) => Box::pin(stream::once(async move { Ok(bytes) })),
+            Body::Stream { stream, size: None } => stream,
+            Body::Stream {
+                stream,
+                size: Some(size),
+            } => Box::pin(check_length(stream, size)),
+        }
+    }
+
+    /// Reads the whole body into memory. Meant for small bodies and tests.
+    pub async fn collect(self) -> Result<Bytes> {
+        match self {
+            Body::Bytes(bytes) => Ok(bytes),
+            body => collect_stream(body.into_stream()).await,
+        }
+    }
+}
+
+fn check_length(stream: ByteStream, expected: u64) -> impl Stream<Item = Result<Bytes>> + Send {
+    let mut seen = 0u64;
+    let mut finished = false;
+    stream
+        .map(Some)
+        .chain(stream::once(async { None }))
+        .filter_map(move |item| {
+            let out = match item {
+                Some(Ok(chunk)) => {
+                    seen += chunk.len() as u64;
+                    if seen > expected {
+                        finished = true;
+                        Some(Err(length_mismatch(expected, seen, "more")))
+                    } else {
+                        Some(Ok(chunk))
+                    }
+                }
+                Some(Err(err)) => Some(Err(err)),
+                None if !finished && seen != expected => {
+                    Some(Err(length_mismatch(expected, seen, "fewer")))
+                }
+                None => None,
+            };
+            async move { out }
+        })
+}
+
+fn length_mismatch(expected: u64, seen: u64, which: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("the body declared {expected} bytes but yielded {which} ({seen} so far)"),
+    )
+}
+
+/// Reads a stream of chunks into one buffer.
+pub async fn collect_stream(mut stream: ByteStream) -> Result<Bytes> {
+    let mut first: Option<Bytes> = None;
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = stream.try_next().await? {
+        match first.take() {
+            None if buffer.is_empty() => first = Some(chunk),
+            None => buffer.extend_from_slice(&chunk),
+            Some(previous) => {
+                buffer.extend_from_slice(&previous);
+                buffer.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| buffer.freeze()))
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Bytes(bytes) => f.debug_tuple("Bytes").field(&bytes.len()).finish(),
+            Body::Stream { size, .. } => f.debug_struct("Stream").field("size", size).finish(),
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body::Bytes(bytes)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Body::Bytes(bytes.into())
+    }
+}
+
+impl From<String> for Body {
+    fn from(text: String) -> Self {
+        Body::Bytes(text.into())
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(text: &'static str) -> Self {
+        Body::Bytes(Bytes::from_static(text.as_bytes()))
+    }
+}
+
+impl From<&'static [u8]> for Body {
+    fn from(bytes: &'static [u8]) -> Self {
+        Body::Bytes(Bytes::from_static(bytes))
+    }
+}
+
+/// The answer to a get: the object's metadata and a stream of its bytes.
+///
+/// The stream yields exactly the bytes of [`range`](GetResult::range); it
+/// is not buffered as a whole by any backend. Drop it to stop the
+/// transfer.
+pub struct GetResult {
+    /// The whole object's metadata (its `size` is the whole object's, not
+    /// the range's).
+    pub meta: ObjectMeta,
+    /// The byte range of the object that `body` yields.
+    pub range: Range<u64>,
+    /// The bytes.
+    pub body: ByteStream,
+}
+
+impl GetResult {
+    /// Reads the whole body into memory. Meant for small objects.
+    pub async fn bytes(self) -> Result<Bytes> {
+        collect_stream(self.body).await
+    }
+
+    /// The number of bytes the body yields.
+    pub fn len(&self) -> u64 {
+        self.range.end - self.range.start
+    }
+
+    /// Whether the body yields no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+}
+
+impl fmt::Debug for GetResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GetResult")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static str]) -> ByteStream {
+        let items: Vec<Result<Bytes>> = parts.iter().map(|p| Ok(Bytes::from(*p))).collect();
+        Box::pin(stream::iter(items))
+    }
+
+    #[tokio::test]
+    async fn a_stream_collects_in_order() {
+        let body = Body::from_stream(chunks(&["ab", "", "cd", "e"]));
+        assert_eq!(body.collect().await.unwrap(), Bytes::from("abcde"));
+    }
+
+    #[tokio::test]
+    async fn a_sized_stream_that_ends_early_is_an_invalid_input() {
+        let body = Body::Stream {
+            stream: chunks(&["ab"]),
+            size: Some(3),
+        };
+        let err = body.collect().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn a_sized_stream_that_runs_long_is_an_invalid_input() {
+        let body = Body::Stream {
+            stream: chunks(&["ab", "cd"]),
+            size: Some(3),
+        };
+        let err = body.collect().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+}

@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod body;
+mod capabilities;
+mod error;
+mod key;
+mod memory;
+mod object;
+mod options;
+mod presign;
+mod storage;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use body::{Body, ByteStream, GetResult, collect_stream};
+pub use capabilities::Capabilities;
+pub use error::{Error, ErrorKind, Operation, Result};
+pub use key::{InvalidKeyError, Key, KeyRule, MAX_KEY_LEN, Prefix};
+pub use memory::MemoryStorage;
+pub use object::{Checksum, ListEntry, ObjectMeta, PutResult, UserMetadata};
+pub use options::{ByteRange, GetOptions, ListOptions, PutOptions, WriteMode};
+pub use presign::{PresignMethod, PresignOptions, PresignedRequest};
+pub use storage::{ListStream, Storage};
+
+// Re-exported so backends and tests name one version of each.
+pub use async_trait::async_trait;
+pub use bytes::Bytes;
+pub use url::Url;
