@@ -36,8 +36,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::{
     Body, ByteRange, Capabilities, Error, ErrorKind, GetOptions, Key, KeyRule, ListEntry,
-    ListOptions, Prefix, PresignMethod, PresignOptions, PresignedRequest, PutOptions,
-    Result, Storage,
+    ListOptions, Prefix, PresignMethod, PresignOptions, PresignedRequest, PutOptions, Result,
+    Storage,
 };
 
 /// A provider under test and what must outlive the test.
@@ -284,7 +284,9 @@ pub mod cases {
     use super::*;
 
     async fn put(h: &Harness, key: &Key, body: impl Into<Body>) -> crate::PutResult {
-        ok(h.storage().put(key, body.into(), PutOptions::default()).await)
+        ok(h.storage()
+            .put(key, body.into(), PutOptions::default())
+            .await)
     }
 
     async fn read(h: &Harness, key: &Key) -> Bytes {
@@ -378,7 +380,11 @@ pub mod cases {
         let key = h.key("broken");
         let result = h
             .storage()
-            .put(&key, failing_body(pattern(1, 100_000)), PutOptions::default())
+            .put(
+                &key,
+                failing_body(pattern(1, 100_000)),
+                PutOptions::default(),
+            )
             .await;
         assert!(result.is_err(), "a put whose body failed succeeded");
         missing(h, &key).await;
@@ -393,10 +399,17 @@ pub mod cases {
         put(h, &key, old.clone()).await;
         let result = h
             .storage()
-            .put(&key, failing_body(pattern(3, 100_000)), PutOptions::default())
+            .put(
+                &key,
+                failing_body(pattern(3, 100_000)),
+                PutOptions::default(),
+            )
             .await;
         assert!(result.is_err(), "a put whose body failed succeeded");
-        assert!(read(h, &key).await == old, "the previous object was damaged");
+        assert!(
+            read(h, &key).await == old,
+            "the previous object was damaged"
+        );
     }
 
     /// A stream that declares more bytes than it yields fails the put.
@@ -407,7 +420,11 @@ pub mod cases {
             h.storage().put(&key, body, PutOptions::default()).await,
             ErrorKind::InvalidInput,
         );
-        assert_eq!(err.key(), Some(key.as_str()), "the error does not name the key");
+        assert_eq!(
+            err.key(),
+            Some(key.as_str()),
+            "the error does not name the key"
+        );
         missing(h, &key).await;
     }
 
@@ -432,7 +449,10 @@ pub mod cases {
         assert_eq!(meta.size, 1234);
         assert_eq!(written.etag, meta.etag, "put and head disagree on the etag");
         assert!(meta.etag.is_some(), "head reports no etag");
-        assert!(meta.last_modified.is_some(), "head reports no last-modified time");
+        assert!(
+            meta.last_modified.is_some(),
+            "head reports no last-modified time"
+        );
         if let (Some(a), Some(b)) = (written.checksum, meta.checksum) {
             assert_eq!(a, b, "put and head disagree on the checksum");
         }
@@ -451,7 +471,10 @@ pub mod cases {
         assert_eq!(got.meta.content_type.as_deref(), Some("image/png"));
         if h.caps().cache_control {
             assert_eq!(meta.cache_control.as_deref(), Some("public, max-age=60"));
-            assert_eq!(got.meta.cache_control.as_deref(), Some("public, max-age=60"));
+            assert_eq!(
+                got.meta.cache_control.as_deref(),
+                Some("public, max-age=60")
+            );
         }
     }
 
@@ -469,7 +492,10 @@ pub mod cases {
         }
         ok(result);
         let meta = ok(h.storage().head(&key).await);
-        assert_eq!(meta.user_metadata.get("board").map(String::as_str), Some("42"));
+        assert_eq!(
+            meta.user_metadata.get("board").map(String::as_str),
+            Some("42")
+        );
         assert_eq!(
             meta.user_metadata.get("artifact-type").map(String::as_str),
             Some("video")
@@ -509,7 +535,10 @@ pub mod cases {
     pub async fn delete_removes_the_object_and_says_so(h: &Harness) {
         let key = h.key("doomed");
         put(h, &key, "x").await;
-        assert!(ok(h.storage().delete(&key).await), "delete said nothing was removed");
+        assert!(
+            ok(h.storage().delete(&key).await),
+            "delete said nothing was removed"
+        );
         missing(h, &key).await;
         assert_kind(h.storage().head(&key).await, ErrorKind::NotFound);
     }
@@ -517,7 +546,10 @@ pub mod cases {
     /// Deleting a missing key succeeds and returns `false`.
     pub async fn delete_of_missing_key_succeeds_and_says_nothing_was_removed(h: &Harness) {
         let removed = ok(h.storage().delete(&h.key("never-written")).await);
-        assert!(!removed, "delete of a missing key said it removed something");
+        assert!(
+            !removed,
+            "delete of a missing key said it removed something"
+        );
     }
 
     /// Deleting `a` leaves `a/b` and `ab` alone.
@@ -630,7 +662,11 @@ pub mod cases {
         let key = h.key("cas-missing");
         let result = h
             .storage()
-            .put(&key, "v".into(), PutOptions::default().if_match("\"whatever\""))
+            .put(
+                &key,
+                "v".into(),
+                PutOptions::default().if_match("\"whatever\""),
+            )
             .await;
         let expected = if h.caps().update_if_match {
             ErrorKind::PreconditionFailed
@@ -647,7 +683,10 @@ pub mod cases {
         let written = put(h, &key, "content").await;
         let result = h
             .storage()
-            .get(&key, GetOptions::default().with_if_match("\"not-the-etag\""))
+            .get(
+                &key,
+                GetOptions::default().with_if_match("\"not-the-etag\""),
+            )
             .await;
         if !h.caps().get_if_match {
             assert_kind(result, ErrorKind::Unsupported);
@@ -685,7 +724,10 @@ pub mod cases {
             .storage()
             .get(&key, GetOptions::default().with_range(range))
             .await);
-        assert_eq!(result.meta.size, 10_000, "a ranged get must report the object's size");
+        assert_eq!(
+            result.meta.size, 10_000,
+            "a ranged get must report the object's size"
+        );
         let span = result.range.clone();
         let bytes = ok(result.bytes().await);
         assert_eq!(bytes.len() as u64, span.end - span.start);
@@ -719,7 +761,10 @@ pub mod cases {
     /// A suffix longer than the object returns the whole object.
     pub async fn suffix_range_longer_than_the_object_returns_it_all(h: &Harness) {
         let (data, bytes) = ranged(h, ByteRange::Suffix(50_000)).await;
-        assert!(bytes == data, "a long suffix did not return the whole object");
+        assert!(
+            bytes == data,
+            "a long suffix did not return the whole object"
+        );
     }
 
     /// A range starting at the end is `RangeNotSatisfiable`.
@@ -733,7 +778,10 @@ pub mod cases {
         assert_kind(result, ErrorKind::RangeNotSatisfiable);
         let result = h
             .storage()
-            .get(&key, GetOptions::default().with_range(ByteRange::bounded(50..60)))
+            .get(
+                &key,
+                GetOptions::default().with_range(ByteRange::bounded(50..60)),
+            )
             .await;
         assert_kind(result, ErrorKind::RangeNotSatisfiable);
     }
@@ -741,7 +789,14 @@ pub mod cases {
     /// A prefix lists exactly the keys that start with it, in byte order,
     /// at every depth.
     pub async fn list_by_prefix_returns_matching_keys_in_byte_order(h: &Harness) {
-        for name in ["img/b.png", "img/a.png", "img/sub/c.png", "imgx", "im", "doc/x"] {
+        for name in [
+            "img/b.png",
+            "img/a.png",
+            "img/sub/c.png",
+            "imgx",
+            "im",
+            "doc/x",
+        ] {
             put(h, &h.key(name), "x").await;
         }
         let names = list_names(h, &h.prefix("img"), ListOptions::default()).await;
@@ -755,7 +810,11 @@ pub mod cases {
             .await);
         for entry in &all {
             let meta = entry.as_object().map(|m| m.size);
-            assert_eq!(meta, Some(1), "a listed object has the wrong size: {entry:?}");
+            assert_eq!(
+                meta,
+                Some(1),
+                "a listed object has the wrong size: {entry:?}"
+            );
         }
         assert_eq!(all.len(), 6);
     }
@@ -794,7 +853,11 @@ pub mod cases {
         assert_eq!(written.len(), 1500);
         let names = list_names(h, &h.prefix("many/"), ListOptions::default()).await;
         let expected: Vec<String> = (0..1500).map(|i| format!("many/{i:05}")).collect();
-        assert_eq!(names.len(), 1500, "the listing is incomplete or repeats keys");
+        assert_eq!(
+            names.len(),
+            1500,
+            "the listing is incomplete or repeats keys"
+        );
         assert!(names == expected, "the listing is out of order");
     }
 
@@ -833,7 +896,10 @@ pub mod cases {
         assert_eq!(names, ["p/q/r"]);
         assert!(ok(h.storage().delete(&h.key("p/q/r")).await));
         let names = list_names(h, &h.prefix(""), ListOptions::default().with_delimiter()).await;
-        assert!(names.is_empty() || !h.caps().list_delimiter, "left behind: {names:?}");
+        assert!(
+            names.is_empty() || !h.caps().list_delimiter,
+            "left behind: {names:?}"
+        );
     }
 
     /// Keys with spaces, unicode, `+`, `%`, `#`, `?`, `=` and friends are
@@ -864,7 +930,11 @@ pub mod cases {
         }
         for (i, name) in names.iter().enumerate() {
             let key = h.key(name);
-            assert_eq!(read(h, &key).await, format!("content {i}").as_bytes(), "{name}");
+            assert_eq!(
+                read(h, &key).await,
+                format!("content {i}").as_bytes(),
+                "{name}"
+            );
             assert_eq!(ok(h.storage().head(&key).await).key, key);
         }
         let mut expected: Vec<String> = names.iter().map(|s| s.to_string()).collect();
@@ -901,7 +971,10 @@ pub mod cases {
             }
             if !input.is_empty() && !input.starts_with('/') && !input.starts_with("C:") {
                 let nested = format!("{}{input}", h.root);
-                assert!(Key::new(nested).is_err(), "{input:?} under a prefix was accepted");
+                assert!(
+                    Key::new(nested).is_err(),
+                    "{input:?} under a prefix was accepted"
+                );
             }
         }
         assert!(Key::new("a".repeat(1025)).is_err());
@@ -926,7 +999,9 @@ pub mod cases {
         } else {
             PutOptions::default().with_content_type("text/plain")
         };
-        ok(h.storage().put(&from, pattern(3, 70_000).into(), options).await);
+        ok(h.storage()
+            .put(&from, pattern(3, 70_000).into(), options)
+            .await);
         let result = h.storage().copy(&from, &to).await;
         if !h.caps().copy {
             return expect_unsupported_copy(h, result, &to).await;
@@ -934,7 +1009,10 @@ pub mod cases {
         let written = ok(result);
         assert_eq!(written.size, 70_000);
         assert!(read(h, &to).await == pattern(3, 70_000));
-        assert!(read(h, &from).await == pattern(3, 70_000), "the source changed");
+        assert!(
+            read(h, &from).await == pattern(3, 70_000),
+            "the source changed"
+        );
         let meta = ok(h.storage().head(&to).await);
         assert_eq!(meta.content_type.as_deref(), Some("text/plain"));
         if h.caps().user_metadata {
@@ -1050,16 +1128,24 @@ pub mod cases {
         let key = h.key("shared/photo 1+ü.jpg");
         let data = pattern(21, 300_000);
         put(h, &key, data.clone()).await;
-        let Some(signed) =
-            presign(h, PresignMethod::Get, &key, Duration::from_secs(600), Default::default())
-                .await
+        let Some(signed) = presign(
+            h,
+            PresignMethod::Get,
+            &key,
+            Duration::from_secs(600),
+            Default::default(),
+        )
+        .await
         else {
             return;
         };
         let response = send(request(&http(), "GET", signed.url.as_str(), &signed)).await;
         assert_eq!(response.status().as_u16(), 200);
         let body = response.bytes().await.unwrap_or_default();
-        assert!(body == data, "the presigned download differs from the object");
+        assert!(
+            body == data,
+            "the presigned download differs from the object"
+        );
     }
 
     /// A presigned GET honours a `Range` header.
@@ -1067,9 +1153,14 @@ pub mod cases {
         let key = h.key("shared/range");
         let data = pattern(22, 10_000);
         put(h, &key, data.clone()).await;
-        let Some(signed) =
-            presign(h, PresignMethod::Get, &key, Duration::from_secs(600), Default::default())
-                .await
+        let Some(signed) = presign(
+            h,
+            PresignMethod::Get,
+            &key,
+            Duration::from_secs(600),
+            Default::default(),
+        )
+        .await
         else {
             return;
         };
@@ -1085,8 +1176,14 @@ pub mod cases {
     pub async fn presigned_put_uploads_the_object(h: &Harness) {
         let key = h.key("uploads/from browser.bin");
         let options = PresignOptions::default().with_content_type("application/octet-stream");
-        let Some(signed) =
-            presign(h, PresignMethod::Put, &key, Duration::from_secs(600), options).await
+        let Some(signed) = presign(
+            h,
+            PresignMethod::Put,
+            &key,
+            Duration::from_secs(600),
+            options,
+        )
+        .await
         else {
             return;
         };
@@ -1100,7 +1197,10 @@ pub mod cases {
         );
         assert!(read(h, &key).await == data, "the uploaded content differs");
         let meta = ok(h.storage().head(&key).await);
-        assert_eq!(meta.content_type.as_deref(), Some("application/octet-stream"));
+        assert_eq!(
+            meta.content_type.as_deref(),
+            Some("application/octet-stream")
+        );
     }
 
     fn tamper(url: &str) -> Vec<String> {
@@ -1123,17 +1223,29 @@ pub mod cases {
     pub async fn tampered_presigned_url_is_refused(h: &Harness) {
         let key = h.key("tamper/target");
         put(h, &key, "secret content").await;
-        let Some(get) =
-            presign(h, PresignMethod::Get, &key, Duration::from_secs(600), Default::default())
-                .await
+        let Some(get) = presign(
+            h,
+            PresignMethod::Get,
+            &key,
+            Duration::from_secs(600),
+            Default::default(),
+        )
+        .await
         else {
             return;
         };
         for url in tamper(get.url.as_str()) {
             let response = send(request(&http(), "GET", &url, &get)).await;
-            assert!(response.status().is_client_error(), "{url} gave {}", response.status());
+            assert!(
+                response.status().is_client_error(),
+                "{url} gave {}",
+                response.status()
+            );
             let body = response.bytes().await.unwrap_or_default();
-            assert!(!body.windows(14).any(|w| w == b"secret content"), "{url} leaked");
+            assert!(
+                !body.windows(14).any(|w| w == b"secret content"),
+                "{url} leaked"
+            );
         }
         let upload = h.key("tamper/upload");
         let put_signed = presign(
@@ -1148,11 +1260,19 @@ pub mod cases {
         for url in tamper(put_signed.url.as_str()) {
             let builder = request(&http(), "PUT", &url, &put_signed).body("intruder");
             let response = send(builder).await;
-            assert!(response.status().is_client_error(), "{url} gave {}", response.status());
+            assert!(
+                response.status().is_client_error(),
+                "{url} gave {}",
+                response.status()
+            );
         }
         missing(h, &upload).await;
         let names = list_names(h, &h.prefix("tamper/"), ListOptions::default()).await;
-        assert_eq!(names, ["tamper/target"], "a tampered upload wrote something");
+        assert_eq!(
+            names,
+            ["tamper/target"],
+            "a tampered upload wrote something"
+        );
     }
 
     /// A presigned URL is refused after it expires.
@@ -1169,11 +1289,19 @@ pub mod cases {
         // asserted, only the refusal.
         tokio::time::sleep(Duration::from_millis(2_100)).await;
         let response = send(request(&http(), "GET", get.url.as_str(), &get)).await;
-        assert!(response.status().is_client_error(), "expired GET gave {}", response.status());
+        assert!(
+            response.status().is_client_error(),
+            "expired GET gave {}",
+            response.status()
+        );
         if let Some(put_signed) = put_signed {
             let builder = request(&http(), "PUT", put_signed.url.as_str(), &put_signed).body("x");
             let response = send(builder).await;
-            assert!(response.status().is_client_error(), "expired PUT gave {}", response.status());
+            assert!(
+                response.status().is_client_error(),
+                "expired PUT gave {}",
+                response.status()
+            );
             missing(h, &upload).await;
         }
     }
@@ -1183,15 +1311,24 @@ pub mod cases {
     pub async fn presigned_url_used_with_another_method_is_refused(h: &Harness) {
         let key = h.key("method-bound");
         put(h, &key, "original").await;
-        let Some(get) =
-            presign(h, PresignMethod::Get, &key, Duration::from_secs(600), Default::default())
-                .await
+        let Some(get) = presign(
+            h,
+            PresignMethod::Get,
+            &key,
+            Duration::from_secs(600),
+            Default::default(),
+        )
+        .await
         else {
             return;
         };
         let builder = request(&http(), "PUT", get.url.as_str(), &get).body("overwritten");
         let response = send(builder).await;
-        assert!(response.status().is_client_error(), "PUT on a GET URL gave {}", response.status());
+        assert!(
+            response.status().is_client_error(),
+            "PUT on a GET URL gave {}",
+            response.status()
+        );
         assert_eq!(&read(h, &key).await[..], b"original");
         let put_signed = presign(
             h,
@@ -1202,8 +1339,18 @@ pub mod cases {
         )
         .await;
         if let Some(put_signed) = put_signed {
-            let response = send(request(&http(), "GET", put_signed.url.as_str(), &put_signed)).await;
-            assert!(response.status().is_client_error(), "GET on a PUT URL gave {}", response.status());
+            let response = send(request(
+                &http(),
+                "GET",
+                put_signed.url.as_str(),
+                &put_signed,
+            ))
+            .await;
+            assert!(
+                response.status().is_client_error(),
+                "GET on a PUT URL gave {}",
+                response.status()
+            );
         }
     }
 
@@ -1211,8 +1358,14 @@ pub mod cases {
     pub async fn presigned_put_with_another_content_type_is_refused(h: &Harness) {
         let key = h.key("typed-upload");
         let options = PresignOptions::default().with_content_type("image/png");
-        let Some(signed) =
-            presign(h, PresignMethod::Put, &key, Duration::from_secs(600), options).await
+        let Some(signed) = presign(
+            h,
+            PresignMethod::Put,
+            &key,
+            Duration::from_secs(600),
+            options,
+        )
+        .await
         else {
             return;
         };
@@ -1223,7 +1376,11 @@ pub mod cases {
             }
         }
         let response = send(builder.header("content-type", "text/html")).await;
-        assert!(response.status().is_client_error(), "got {}", response.status());
+        assert!(
+            response.status().is_client_error(),
+            "got {}",
+            response.status()
+        );
         missing(h, &key).await;
     }
 
@@ -1246,7 +1403,10 @@ pub mod cases {
         }
         let content = read(h, &key).await;
         let winner = (0..16u64).find(|&w| content == pattern(100 + w, len));
-        assert!(winner.is_some(), "the object is not any one writer's complete content");
+        assert!(
+            winner.is_some(),
+            "the object is not any one writer's complete content"
+        );
         let names = list_names(h, &h.prefix(""), ListOptions::default()).await;
         assert_eq!(names, ["contended"], "concurrent writes left extra objects");
     }
@@ -1260,7 +1420,9 @@ pub mod cases {
             let key = key.clone();
             async move {
                 let body = Body::from(pattern(200 + writer, 100_000));
-                let result = storage.put(&key, body, PutOptions::default().create_new()).await;
+                let result = storage
+                    .put(&key, body, PutOptions::default().create_new())
+                    .await;
                 (writer, result)
             }
         });
@@ -1281,6 +1443,9 @@ pub mod cases {
         }
         assert_eq!(winners.len(), 1, "winners: {winners:?}");
         let content = read(h, &key).await;
-        assert!(content == pattern(200 + winners[0], 100_000), "the winner's content is not stored");
+        assert!(
+            content == pattern(200 + winners[0], 100_000),
+            "the winner's content is not stored"
+        );
     }
 }

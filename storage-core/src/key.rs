@@ -81,7 +81,9 @@ impl KeyRule {
             KeyRule::Empty => "a key must not be empty",
             KeyRule::TooLong => "a key must be at most 1024 bytes",
             KeyRule::LeadingSlash => "a key must not start with '/'",
-            KeyRule::EmptySegment => "a key must not contain an empty segment ('//' or a trailing '/')",
+            KeyRule::EmptySegment => {
+                "a key must not contain an empty segment ('//' or a trailing '/')"
+            }
             KeyRule::DotSegment => "a key must not contain a '.' or '..' segment",
             KeyRule::Backslash => "a key must not contain a backslash",
             KeyRule::ControlCharacter => "a key must not contain control characters",
@@ -437,7 +439,10 @@ mod tests {
         assert_eq!(rule("a\\b"), Some(KeyRule::Backslash));
         assert_eq!(rule("a\nb"), Some(KeyRule::ControlCharacter));
         assert_eq!(rule("a\u{0085}b"), Some(KeyRule::ControlCharacter));
-        assert_eq!(rule("\u{FF0E}\u{FF0E}/x"), Some(KeyRule::LookalikeCharacter));
+        assert_eq!(
+            rule("\u{FF0E}\u{FF0E}/x"),
+            Some(KeyRule::LookalikeCharacter)
+        );
         assert_eq!(rule("C:/Windows"), Some(KeyRule::DrivePrefix));
         assert_eq!(rule("%2e%2e/x"), Some(KeyRule::EncodedTraversal));
         assert_eq!(rule("a%2fb"), Some(KeyRule::EncodedTraversal));
@@ -449,7 +454,10 @@ mod tests {
     #[test]
     fn exactly_1024_bytes_is_accepted() {
         assert!(Key::new("é".repeat(512)).is_ok());
-        assert_eq!(rule(&format!("{}a", "é".repeat(512))), Some(KeyRule::TooLong));
+        assert_eq!(
+            rule(&format!("{}a", "é".repeat(512))),
+            Some(KeyRule::TooLong)
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod memory;
 mod object;
 mod options;
 mod presign;
+mod secret;
 mod storage;
 
 #[cfg(feature = "conformance")]
@@ -23,6 +24,7 @@ pub use memory::MemoryStorage;
 pub use object::{Checksum, ListEntry, ObjectMeta, PutResult, UserMetadata};
 pub use options::{ByteRange, GetOptions, ListOptions, PutOptions, WriteMode};
 pub use presign::{PresignMethod, PresignOptions, PresignedRequest};
+pub use secret::Secret;
 pub use storage::{ListStream, Storage};
 
 // Re-exported so backends and tests name one version of each.

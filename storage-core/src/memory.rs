@@ -194,7 +194,9 @@ impl Storage for MemoryStorage {
         let object = self
             .lookup(key)
             .ok_or_else(|| fail(Error::not_found(key.as_str())))?;
-        options.check_conditions(object.meta.etag.as_deref()).map_err(fail)?;
+        options
+            .check_conditions(object.meta.etag.as_deref())
+            .map_err(fail)?;
         let size = object.meta.size;
         let range = match options.range {
             Some(range) => range.resolve(size).map_err(fail)?,
@@ -214,7 +216,11 @@ impl Storage for MemoryStorage {
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
         self.lookup(key).map(|object| object.meta).ok_or_else(|| {
-            self.error(Error::not_found(key.as_str()), Operation::Head, Some(key.as_str()))
+            self.error(
+                Error::not_found(key.as_str()),
+                Operation::Head,
+                Some(key.as_str()),
+            )
         })
     }
 
@@ -252,7 +258,11 @@ impl Storage for MemoryStorage {
     async fn copy(&self, from: &Key, to: &Key) -> Result<PutResult> {
         let mut objects = self.write();
         let mut object = objects.get(from.as_str()).cloned().ok_or_else(|| {
-            self.error(Error::not_found(from.as_str()), Operation::Copy, Some(from.as_str()))
+            self.error(
+                Error::not_found(from.as_str()),
+                Operation::Copy,
+                Some(from.as_str()),
+            )
         })?;
         if from == to {
             return Ok(put_result(&object.meta));
@@ -268,7 +278,11 @@ impl Storage for MemoryStorage {
     async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
         let mut objects = self.write();
         let mut object = objects.remove(from.as_str()).ok_or_else(|| {
-            self.error(Error::not_found(from.as_str()), Operation::Rename, Some(from.as_str()))
+            self.error(
+                Error::not_found(from.as_str()),
+                Operation::Rename,
+                Some(from.as_str()),
+            )
         })?;
         object.meta.key = to.clone();
         objects.insert(to.as_str().to_owned(), object);

@@ -124,7 +124,12 @@ pub trait Storage: Debug + Send + Sync + 'static {
     /// with `Unsupported` (see [`Capabilities::copy`]).
     async fn copy(&self, from: &Key, to: &Key) -> Result<PutResult> {
         let _ = to;
-        Err(unsupported(self, "server-side copy", crate::Operation::Copy, from))
+        Err(unsupported(
+            self,
+            "server-side copy",
+            crate::Operation::Copy,
+            from,
+        ))
     }
 
     /// Moves the object at `from` to `to`, replacing any object at `to`.
@@ -135,7 +140,12 @@ pub trait Storage: Debug + Send + Sync + 'static {
     /// leaves both. Backends without it fail with `Unsupported`.
     async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
         let _ = to;
-        Err(unsupported(self, "server-side rename", crate::Operation::Rename, from))
+        Err(unsupported(
+            self,
+            "server-side rename",
+            crate::Operation::Rename,
+            from,
+        ))
     }
 
     /// Signs a request that lets a client without credentials GET or PUT
@@ -154,7 +164,12 @@ pub trait Storage: Debug + Send + Sync + 'static {
         options: PresignOptions,
     ) -> Result<PresignedRequest> {
         let _ = (method, expires_in, options);
-        Err(unsupported(self, "presigned URLs", crate::Operation::Presign, key))
+        Err(unsupported(
+            self,
+            "presigned URLs",
+            crate::Operation::Presign,
+            key,
+        ))
     }
 }
 

@@ -1,0 +1,799 @@
+//! [`LocalStorage`]: the contract over a folder.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, MetadataExt, OpenOptions};
+use futures::{TryStreamExt, stream};
+use storage_core::{
+    Body, ByteStream, Capabilities, Error, ErrorKind, GetOptions, GetResult, Key, ListEntry,
+    ListOptions, ListStream, ObjectMeta, Operation, Prefix, PresignMethod, PresignOptions,
+    PresignedRequest, PutOptions, PutResult, Result, Storage, WriteMode, async_trait,
+};
+use tokio::sync::mpsc;
+
+use crate::config::LocalConfig;
+use crate::error::{from_io, from_join};
+use crate::format::{StoredMeta, now_ms, read_exact_at};
+use crate::layout::{self, TEMP_DIR};
+use crate::list::Walker;
+use crate::presign::UrlSigner;
+
+/// Chunk size of streamed reads: large enough that a multi-gigabyte read
+/// is a few thousand system calls, small enough that the chunks in flight
+/// (see [`READ_AHEAD`]) stay a few megabytes.
+const READ_CHUNK: usize = 2 << 20;
+/// Chunks read ahead of the consumer.
+const READ_AHEAD: usize = 2;
+/// Chunks of a streamed put buffered ahead of the writer thread.
+const WRITE_AHEAD: usize = 4;
+/// Files up to this size are read whole, in one system call.
+const SMALL_FILE: u64 = 256 * 1024;
+/// How often a write retries when a concurrent delete removed the folder
+/// it was about to publish into.
+const PUBLISH_ATTEMPTS: usize = 16;
+/// Temporary files untouched for this long are left over from a crash.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// Objects in a local folder: the embedded default backend.
+///
+/// - Keys map to paths inside the root (see the crate docs for the
+///   layout); every file operation goes through a capability handle of the
+///   root (`cap-std`), so neither a key nor a symlink planted in the folder
+///   can reach outside it.
+/// - Writes go to a temporary file in the same file system, are flushed
+///   (`fsync`) and then renamed into place: a reader or a crash sees the
+///   old object or the new one, never part of one.
+/// - Content and metadata (content type, user metadata, etag, CRC-32C) are
+///   one file, so they are published together.
+/// - Reads stream in 2 MiB chunks read ahead on a blocking thread; small
+///   objects are read in one system call.
+/// - Conditional writes are race-free, across processes too: create-only
+///   publishes with `link(2)`, which fails if the name exists; replacements
+///   and deletes hold an exclusive `flock` on the current object.
+///
+/// Cloning is cheap and shares the folder handle.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: LocalConfig,
+    dir: Dir,
+    signer: Option<UrlSigner>,
+}
+
+/// A temporary file that removes itself unless published.
+struct TempFile {
+    inner: Arc<Inner>,
+    path: PathBuf,
+    file: File,
+    published: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = self.inner.dir.remove_file(&self.path);
+        }
+    }
+}
+
+/// What a streamed write produced before publishing.
+struct Written {
+    temp: TempFile,
+    size: u64,
+    crc32c: u32,
+}
+
+impl LocalStorage {
+    /// Opens (and by default creates) the folder at `root`, with default
+    /// settings and no presigning.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        Self::open(LocalConfig::new(root))
+    }
+
+    /// Opens the folder a configuration names.
+    ///
+    /// Fails with `InvalidConfig` if the root cannot be created or opened,
+    /// or if presigning is half configured (a public URL without a secret,
+    /// or the reverse). Removes temporary files left by a crash.
+    pub fn open(config: LocalConfig) -> Result<Self> {
+        let name = config.name.clone();
+        let fail = |err: Error| err.context(Operation::Open, &name, None);
+        let root_error = |what: &str, err: io::Error| {
+            fail(
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("cannot {what} the root folder {:?}: {err}", config.root),
+                )
+                .with_source(err),
+            )
+        };
+        if config.create_root {
+            std::fs::create_dir_all(&config.root).map_err(|err| root_error("create", err))?;
+        }
+        let dir = Dir::open_ambient_dir(&config.root, ambient_authority())
+            .map_err(|err| root_error("open", err))?;
+        dir.create_dir_all(TEMP_DIR)
+            .map_err(|err| root_error("write to", err))?;
+        let signer = match (&config.public_url, &config.signing_secret) {
+            (Some(url), Some(secret)) => {
+                Some(UrlSigner::new(url.clone(), secret.clone()).map_err(fail)?)
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(fail(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "public_url is set but signing_secret is missing",
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(fail(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "signing_secret is set but public_url is missing",
+                )));
+            }
+        };
+        let inner = Arc::new(Inner {
+            config,
+            dir,
+            signer,
+        });
+        inner.sweep_stale_temp_files();
+        Ok(Self { inner })
+    }
+
+    /// The configuration this store was opened with.
+    pub fn config(&self) -> &LocalConfig {
+        &self.inner.config
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.inner.config.root
+    }
+
+    /// The URL signer, if presigning is configured.
+    pub fn signer(&self) -> Option<&UrlSigner> {
+        self.inner.signer.as_ref()
+    }
+
+    fn ctx(&self, operation: Operation, key: &Key) -> impl Fn(Error) -> Error + '_ {
+        let key = key.as_str().to_owned();
+        move |err| err.context(operation, &self.inner.config.name, Some(&key))
+    }
+
+    /// Runs blocking file-system work off the async threads.
+    async fn blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Arc<Inner>) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(from_join)?
+    }
+
+    /// Streams `body` into a temporary file on a blocking thread, with a
+    /// few chunks of buffering; memory stays flat whatever the size.
+    async fn write_stream(&self, body: ByteStream) -> Result<Written> {
+        let (sender, mut receiver) = mpsc::channel::<Bytes>(WRITE_AHEAD);
+        let inner = self.inner.clone();
+        let writer = tokio::task::spawn_blocking(move || -> Result<Written> {
+            let mut temp = inner.create_temp()?;
+            let mut size = 0u64;
+            let mut crc = 0u32;
+            while let Some(chunk) = receiver.blocking_recv() {
+                temp.file.write_all(&chunk).map_err(from_io)?;
+                crc = crc32c::crc32c_append(crc, &chunk);
+                size += chunk.len() as u64;
+            }
+            Ok(Written {
+                temp,
+                size,
+                crc32c: crc,
+            })
+        });
+        let mut body = body;
+        let mut source_error = None;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) if chunk.is_empty() => {}
+                Ok(Some(chunk)) => {
+                    if sender.send(chunk).await.is_err() {
+                        // The writer stopped: its own error says why.
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    source_error = Some(err);
+                    break;
+                }
+            }
+        }
+        drop(sender);
+        let written = writer.await.map_err(from_join)?;
+        match source_error {
+            // Dropping the temporary file removes it.
+            Some(err) => Err(err),
+            None => written,
+        }
+    }
+}
+
+impl Inner {
+    fn create_temp(self: &Arc<Self>) -> Result<TempFile> {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        loop {
+            let path = Path::new(TEMP_DIR).join(format!("{:016x}.tmp", fastrand::u64(..)));
+            match self.dir.open_with(&path, &options) {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        inner: self.clone(),
+                        path,
+                        file: file.into_std(),
+                        published: false,
+                    });
+                }
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    // Someone removed the temporary folder: recreate it.
+                    self.dir.create_dir_all(TEMP_DIR).map_err(from_io)?;
+                }
+                Err(err) => return Err(from_io(err)),
+            }
+        }
+    }
+
+    fn sweep_stale_temp_files(&self) {
+        let Ok(entries) = self.dir.read_dir(TEMP_DIR) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|modified| {
+                    now.duration_since(modified.into_std()).unwrap_or_default() > STALE_TEMP
+                })
+                .unwrap_or(false);
+            if stale {
+                let path = Path::new(TEMP_DIR).join(entry.file_name());
+                if self.dir.remove_file(&path).is_ok() {
+                    tracing::debug!(provider = %self.config.name, "removed a temporary file left by a crash");
+                }
+            }
+        }
+    }
+
+    /// Opens the object file at `path`; `None` if there is none.
+    fn open_object(&self, path: &Path) -> Result<Option<File>> {
+        match self.dir.open(path) {
+            Ok(file) => Ok(Some(file.into_std())),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            // A directory of that name means "no object" (only reachable
+            // through files this backend did not write).
+            Err(err) if err.kind() == io::ErrorKind::IsADirectory => Ok(None),
+            Err(err) => Err(from_io(err)),
+        }
+    }
+
+    fn read_meta(file: &File) -> Result<StoredMeta> {
+        let len = file.metadata().map_err(from_io)?.len();
+        StoredMeta::read_from(file, len)
+    }
+
+    /// Runs `work` while holding an exclusive lock on the object currently
+    /// at `path` (if any), so that replacements and deletes of one key are
+    /// serialised across threads and processes. `work` gets the locked file.
+    fn with_object_lock<T>(
+        &self,
+        path: &Path,
+        work: impl FnOnce(Option<&File>) -> Result<T>,
+    ) -> Result<T> {
+        loop {
+            let Some(file) = self.open_object(path)? else {
+                return work(None);
+            };
+            file.lock().map_err(from_io)?;
+            // The name may have moved to a newer file while we waited.
+            let locked = file.metadata().map_err(from_io)?;
+            match self.dir.metadata(path) {
+                Ok(current)
+                    if current.ino() == std::os::unix::fs::MetadataExt::ino(&locked)
+                        && current.dev() == std::os::unix::fs::MetadataExt::dev(&locked) =>
+                {
+                    return work(Some(&file));
+                }
+                Ok(_) => continue,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(from_io(err)),
+            }
+        }
+    }
+
+    /// Appends the metadata, flushes, and publishes the temporary file at
+    /// `path` as `mode` allows.
+    fn publish(&self, written: Written, path: &Path, options: PutOptions) -> Result<PutResult> {
+        let Written {
+            mut temp,
+            size,
+            crc32c,
+        } = written;
+        let meta = StoredMeta {
+            size,
+            etag: new_etag(crc32c),
+            crc32c,
+            modified_ms: now_ms(),
+            content_type: options.content_type,
+            cache_control: options.cache_control,
+            user_metadata: options.user_metadata,
+        };
+        temp.file.write_all(&meta.encode()?).map_err(from_io)?;
+        if self.config.fsync {
+            temp.file.sync_all().map_err(from_io)?;
+        }
+        match options.mode {
+            WriteMode::CreateNew => self.link_new(&temp.path, path)?,
+            WriteMode::Overwrite => {
+                self.with_object_lock(path, |_| self.rename_into(&temp.path, path))?
+            }
+            WriteMode::UpdateIfMatch(expected) => self.with_object_lock(path, |current| {
+                let Some(current) = current else {
+                    return Err(Error::new(
+                        ErrorKind::PreconditionFailed,
+                        "no object exists at this key to update",
+                    ));
+                };
+                if Self::read_meta(current)?.etag != expected {
+                    return Err(Error::new(
+                        ErrorKind::PreconditionFailed,
+                        "the object's etag does not match",
+                    ));
+                }
+                self.rename_into(&temp.path, path)
+            })?,
+            _ => return Err(Error::unsupported("this write mode")),
+        }
+        temp.published = true;
+        if self.config.fsync {
+            self.sync_parent(path);
+        }
+        let mut result = PutResult::new(size, Some(meta.etag));
+        result.checksum = Some(storage_core::Checksum::Crc32c(crc32c));
+        Ok(result)
+    }
+
+    /// Renames `from` over `to`, creating `to`'s folders; retried when a
+    /// concurrent delete prunes a folder in between.
+    fn rename_into(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+                self.dir.create_dir_all(parent).map_err(from_io)?;
+            }
+            match self.dir.rename(from, &self.dir, to) {
+                Ok(()) => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < PUBLISH_ATTEMPTS => {
+                    attempt += 1;
+                }
+                Err(err) => return Err(from_io(err)),
+            }
+        }
+    }
+
+    /// Publishes `from` at `to` only if nothing is there: `link(2)` fails
+    /// atomically on an existing name, so of racing writers one wins.
+    fn link_new(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+                self.dir.create_dir_all(parent).map_err(from_io)?;
+            }
+            match self.dir.hard_link(from, &self.dir, to) {
+                Ok(()) => {
+                    let _ = self.dir.remove_file(from);
+                    return Ok(());
+                }
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        "an object already exists at this key",
+                    ));
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < PUBLISH_ATTEMPTS => {
+                    attempt += 1;
+                }
+                Err(err) => return Err(from_io(err)),
+            }
+        }
+    }
+
+    /// Makes a rename durable by flushing the folder that holds it.
+    fn sync_parent(&self, path: &Path) {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let folder = match parent {
+            Some(parent) => self.dir.open_dir(parent),
+            None => self.dir.try_clone(),
+        };
+        if let Ok(folder) = folder {
+            let _ = folder.into_std_file().sync_all();
+        }
+    }
+
+    /// Removes the now-empty folders above `path`, deepest first, so that
+    /// a listing never shows a common prefix with nothing under it.
+    fn prune_empty_parents(&self, path: &Path) {
+        let mut current = path.parent();
+        while let Some(folder) = current.filter(|p| !p.as_os_str().is_empty()) {
+            if self.dir.remove_dir(folder).is_err() {
+                break;
+            }
+            current = folder.parent();
+        }
+    }
+}
+
+fn new_etag(crc32c: u32) -> String {
+    format!("\"{crc32c:08x}{:016x}\"", fastrand::u64(..))
+}
+
+/// Reads `range` of `file` on a blocking thread, `READ_CHUNK` bytes at a
+/// time, at most `READ_AHEAD` chunks ahead of the consumer. With
+/// `expected_crc`, the whole content is checked and a mismatch ends the
+/// stream with `Corruption`.
+fn stream_file(file: File, range: std::ops::Range<u64>, expected_crc: Option<u32>) -> ByteStream {
+    let (sender, receiver) = mpsc::channel::<Result<Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        if let Err(err) = io::Seek::seek(&mut file, io::SeekFrom::Start(range.start)) {
+            let _ = sender.blocking_send(Err(from_io(err)));
+            return;
+        }
+        let mut remaining = range.end - range.start;
+        let mut crc = 0u32;
+        while remaining > 0 {
+            let want = remaining.min(READ_CHUNK as u64);
+            let mut chunk = Vec::with_capacity(want as usize);
+            let read = (&mut file).take(want).read_to_end(&mut chunk);
+            let item = match read {
+                Ok(0) => Err(Error::new(
+                    ErrorKind::Corruption,
+                    "the object file ended early",
+                )),
+                Ok(n) => {
+                    remaining -= n as u64;
+                    if expected_crc.is_some() {
+                        crc = crc32c::crc32c_append(crc, &chunk);
+                    }
+                    Ok(Bytes::from(chunk))
+                }
+                Err(err) => Err(from_io(err)),
+            };
+            let failed = item.is_err();
+            if sender.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+        if let Some(expected) = expected_crc {
+            if crc != expected {
+                let _ = sender.blocking_send(Err(corruption(expected, crc)));
+            }
+        }
+    });
+    Box::pin(stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    }))
+}
+
+fn corruption(expected: u32, actual: u32) -> Error {
+    Error::new(
+        ErrorKind::Corruption,
+        format!("the content's CRC-32C is {actual:08x}, {expected:08x} was stored"),
+    )
+}
+
+/// What a get found before streaming.
+enum Opened {
+    /// A small range, already read.
+    Read(StoredMeta, std::ops::Range<u64>, Bytes),
+    /// A large range, to stream from the open file.
+    Stream(StoredMeta, std::ops::Range<u64>, File),
+}
+
+#[async_trait]
+impl Storage for LocalStorage {
+    fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Presigning is a capability of the backend; a store opened without
+        // public_url and signing_secret answers presign with InvalidConfig.
+        Capabilities::all()
+    }
+
+    async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
+        let ctx = self.ctx(Operation::Put, key);
+        let path = layout::object_path(key);
+        if options.mode == WriteMode::CreateNew {
+            // Fail before reading a large body; link(2) decides for real.
+            let probe = path.clone();
+            let taken = self
+                .blocking(move |inner| Ok(inner.dir.metadata(&probe).is_ok()))
+                .await
+                .map_err(&ctx)?;
+            if taken {
+                return Err(ctx(Error::new(
+                    ErrorKind::AlreadyExists,
+                    "an object already exists at this key",
+                )));
+            }
+        }
+        match body {
+            Body::Bytes(bytes) => self
+                .blocking(move |inner| {
+                    let mut temp = inner.create_temp()?;
+                    temp.file.write_all(&bytes).map_err(from_io)?;
+                    let written = Written {
+                        temp,
+                        size: bytes.len() as u64,
+                        crc32c: crc32c::crc32c(&bytes),
+                    };
+                    inner.publish(written, &path, options)
+                })
+                .await
+                .map_err(&ctx),
+            body => {
+                let written = self.write_stream(body.into_stream()).await.map_err(&ctx)?;
+                self.blocking(move |inner| inner.publish(written, &path, options))
+                    .await
+                    .map_err(&ctx)
+            }
+        }
+    }
+
+    async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+        let ctx = self.ctx(Operation::Get, key);
+        let path = layout::object_path(key);
+        let verify = self.inner.config.verify_checksums;
+        let opened = self
+            .blocking(move |inner| {
+                let file = inner
+                    .open_object(&path)?
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, "no object at this key"))?;
+                let file_len = file.metadata().map_err(from_io)?.len();
+                if file_len <= SMALL_FILE {
+                    // One read for content and metadata.
+                    let mut whole = vec![0u8; file_len as usize];
+                    read_exact_at(&file, &mut whole, 0)?;
+                    let (meta, _) = StoredMeta::decode_tail(&whole, file_len)?;
+                    options.check_conditions(Some(&meta.etag))?;
+                    let range = resolve(&options, meta.size)?;
+                    if verify && crc32c::crc32c(&whole[..meta.size as usize]) != meta.crc32c {
+                        return Err(corruption(
+                            meta.crc32c,
+                            crc32c::crc32c(&whole[..meta.size as usize]),
+                        ));
+                    }
+                    whole.truncate(range.end as usize);
+                    let content = Bytes::from(whole).slice(range.start as usize..);
+                    return Ok(Opened::Read(meta, range, content));
+                }
+                let meta = StoredMeta::read_from(&file, file_len)?;
+                options.check_conditions(Some(&meta.etag))?;
+                let range = resolve(&options, meta.size)?;
+                Ok(Opened::Stream(meta, range, file))
+            })
+            .await
+            .map_err(&ctx)?;
+        let (meta, range, body): (StoredMeta, _, ByteStream) = match opened {
+            Opened::Read(meta, range, content) => {
+                let body: ByteStream = if content.is_empty() {
+                    Box::pin(stream::empty())
+                } else {
+                    Box::pin(stream::once(async move { Ok(content) }))
+                };
+                (meta, range, body)
+            }
+            Opened::Stream(meta, range, file) => {
+                let whole = range.start == 0 && range.end == meta.size;
+                let expected = (verify && whole).then_some(meta.crc32c);
+                let stream = stream_file(file, range.clone(), expected);
+                let name = self.inner.config.name.clone();
+                let key_text = key.as_str().to_owned();
+                let body =
+                    stream.map_err(move |err| err.context(Operation::Get, &name, Some(&key_text)));
+                (meta, range, Box::pin(body) as ByteStream)
+            }
+        };
+        Ok(GetResult {
+            meta: meta.to_object_meta(key.clone()),
+            range,
+            body,
+        })
+    }
+
+    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+        let ctx = self.ctx(Operation::Head, key);
+        let path = layout::object_path(key);
+        let stored = self
+            .blocking(move |inner| {
+                let file = inner
+                    .open_object(&path)?
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, "no object at this key"))?;
+                Inner::read_meta(&file)
+            })
+            .await
+            .map_err(ctx)?;
+        Ok(stored.to_object_meta(key.clone()))
+    }
+
+    async fn exists(&self, key: &Key) -> Result<bool> {
+        let ctx = self.ctx(Operation::Head, key);
+        let path = layout::object_path(key);
+        self.blocking(move |inner| match inner.dir.metadata(&path) {
+            Ok(meta) => Ok(meta.is_file()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(from_io(err)),
+        })
+        .await
+        .map_err(ctx)
+    }
+
+    async fn delete(&self, key: &Key) -> Result<bool> {
+        let ctx = self.ctx(Operation::Delete, key);
+        let path = layout::object_path(key);
+        self.blocking(move |inner| {
+            let removed = inner.with_object_lock(&path, |current| {
+                if current.is_none() {
+                    return Ok(false);
+                }
+                match inner.dir.remove_file(&path) {
+                    Ok(()) => Ok(true),
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+                    Err(err) => Err(from_io(err)),
+                }
+            })?;
+            if removed {
+                inner.prune_empty_parents(&path);
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(ctx)
+    }
+
+    fn list(&self, prefix: &Prefix, options: ListOptions) -> ListStream {
+        let (sender, receiver) = mpsc::channel::<Result<ListEntry>>(256);
+        let inner = self.inner.clone();
+        let prefix = prefix.clone();
+        tokio::task::spawn_blocking(move || {
+            let name = inner.config.name.clone();
+            let prefix_text = prefix.as_str().to_owned();
+            let walker = Walker::new(&inner.dir, &prefix, &options);
+            for item in walker {
+                let item =
+                    item.map_err(|err| err.context(Operation::List, &name, Some(&prefix_text)));
+                let failed = item.is_err();
+                if sender.blocking_send(item).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Box::pin(stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        }))
+    }
+
+    async fn copy(&self, from: &Key, to: &Key) -> Result<PutResult> {
+        let ctx = self.ctx(Operation::Copy, from);
+        let source = layout::object_path(from);
+        let target = layout::object_path(to);
+        self.blocking(move |inner| {
+            let file = inner
+                .open_object(&source)?
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, "no object at the source key"))?;
+            let meta = Inner::read_meta(&file)?;
+            let mut temp = inner.create_temp()?;
+            // std::io::copy uses copy_file_range(2): no bytes pass through
+            // user space, and reflinks where the file system has them.
+            let copied = io::copy(&mut (&file).take(meta.size), &mut temp.file).map_err(from_io)?;
+            if copied != meta.size {
+                return Err(Error::new(
+                    ErrorKind::Corruption,
+                    "the source object file ended early",
+                ));
+            }
+            let mut options = PutOptions::default();
+            options.content_type = meta.content_type;
+            options.cache_control = meta.cache_control;
+            options.user_metadata = meta.user_metadata;
+            let written = Written {
+                temp,
+                size: meta.size,
+                crc32c: meta.crc32c,
+            };
+            inner.publish(written, &target, options)
+        })
+        .await
+        .map_err(ctx)
+    }
+
+    async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
+        let ctx = self.ctx(Operation::Rename, from);
+        let source = layout::object_path(from);
+        let target = layout::object_path(to);
+        let same = from == to;
+        self.blocking(move |inner| {
+            inner.with_object_lock(&source, |current| {
+                if current.is_none() {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        "no object at the source key",
+                    ));
+                }
+                if same {
+                    return Ok(());
+                }
+                inner.rename_into(&source, &target)
+            })?;
+            if !same {
+                if inner.config.fsync {
+                    inner.sync_parent(&target);
+                }
+                inner.prune_empty_parents(&source);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(ctx)
+    }
+
+    async fn presign(
+        &self,
+        method: PresignMethod,
+        key: &Key,
+        expires_in: Duration,
+        options: PresignOptions,
+    ) -> Result<PresignedRequest> {
+        let ctx = self.ctx(Operation::Presign, key);
+        let Some(signer) = &self.inner.signer else {
+            return Err(ctx(Error::new(
+                ErrorKind::InvalidConfig,
+                "presigning needs public_url and signing_secret in the local provider's configuration",
+            )));
+        };
+        let max = self.inner.config.max_presign_expiry();
+        if expires_in > max || expires_in.is_zero() {
+            return Err(ctx(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "a presigned URL may live between 1 second and {} seconds; {} were asked",
+                    max.as_secs(),
+                    expires_in.as_secs()
+                ),
+            )));
+        }
+        signer.sign(method, key, expires_in, &options).map_err(ctx)
+    }
+}
+
+fn resolve(options: &GetOptions, size: u64) -> Result<std::ops::Range<u64>> {
+    match options.range {
+        Some(range) => range.resolve(size),
+        None => Ok(0..size),
+    }
+}

@@ -1,0 +1,173 @@
+//! The object file: the content, then its metadata, in one file.
+//!
+//! ```text
+//! [ content ... ][ metadata JSON ][ JSON length: u32 LE ][ MAGIC: 8 bytes ]
+//! ```
+//!
+//! Content and metadata live in one file so that one `rename` publishes
+//! both: no crash can pair new content with old metadata. The content
+//! comes first so a range read is a read at its own offset, and the
+//! metadata last because its checksum is known only once the content is
+//! written.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use storage_core::{Checksum, Error, ErrorKind, Key, ObjectMeta, Result};
+
+/// Marks the end of a complete object file.
+pub(crate) const MAGIC: &[u8; 8] = b"STOBJv01";
+/// Bytes after the metadata JSON: its length and the magic.
+pub(crate) const FOOTER_LEN: u64 = 12;
+/// The largest metadata block accepted; user metadata beyond it is refused
+/// at write time.
+pub(crate) const MAX_METADATA_LEN: usize = 64 * 1024;
+
+/// The metadata stored after the content.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct StoredMeta {
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    pub(crate) crc32c: u32,
+    /// Milliseconds since the Unix epoch.
+    pub(crate) modified_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) user_metadata: BTreeMap<String, String>,
+}
+
+impl StoredMeta {
+    pub(crate) fn to_object_meta(&self, key: Key) -> ObjectMeta {
+        let mut meta = ObjectMeta::new(key, self.size);
+        meta.content_type = self.content_type.clone();
+        meta.cache_control = self.cache_control.clone();
+        meta.etag = Some(self.etag.clone());
+        meta.last_modified = Some(UNIX_EPOCH + Duration::from_millis(self.modified_ms));
+        meta.user_metadata = self.user_metadata.clone();
+        meta.checksum = Some(Checksum::Crc32c(self.crc32c));
+        meta
+    }
+
+    /// The trailer that follows the content.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let mut out = serde_json::to_vec(self).map_err(|err| {
+            Error::new(ErrorKind::Other, "cannot encode metadata").with_source(err)
+        })?;
+        if out.len() > MAX_METADATA_LEN {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the metadata takes {} bytes; at most {MAX_METADATA_LEN} are allowed",
+                    out.len()
+                ),
+            ));
+        }
+        let len = out.len() as u32;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(MAGIC);
+        Ok(out)
+    }
+
+    /// Parses the trailer at the end of `tail`, which holds the last bytes
+    /// of a file of `file_len` bytes.
+    pub(crate) fn decode_tail(tail: &[u8], file_len: u64) -> Result<(StoredMeta, u64)> {
+        let corrupt =
+            |why: &str| Error::new(ErrorKind::Corruption, format!("damaged object file: {why}"));
+        if (tail.len() as u64) < FOOTER_LEN || file_len < FOOTER_LEN {
+            return Err(corrupt("too short"));
+        }
+        let footer = &tail[tail.len() - FOOTER_LEN as usize..];
+        if &footer[4..] != MAGIC {
+            return Err(corrupt("no end marker"));
+        }
+        let json_len = u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]) as u64;
+        let trailer_len = json_len + FOOTER_LEN;
+        if trailer_len > tail.len() as u64 || trailer_len > file_len {
+            return Err(corrupt("metadata length out of bounds"));
+        }
+        let json_start = tail.len() - trailer_len as usize;
+        let json = &tail[json_start..tail.len() - FOOTER_LEN as usize];
+        let meta: StoredMeta = serde_json::from_slice(json)
+            .map_err(|err| corrupt("unreadable metadata").with_source(err))?;
+        let content_len = file_len - trailer_len;
+        if meta.size != content_len {
+            return Err(corrupt("content length differs from the recorded size"));
+        }
+        Ok((meta, content_len))
+    }
+
+    /// Reads the metadata of an open object file of `file_len` bytes.
+    pub(crate) fn read_from(file: &File, file_len: u64) -> Result<StoredMeta> {
+        // Most trailers fit in 4 KiB: one read. Large user metadata takes two.
+        let guess = file_len.min(4096);
+        let mut tail = vec![0u8; guess as usize];
+        read_exact_at(file, &mut tail, file_len - guess)?;
+        match Self::decode_tail(&tail, file_len) {
+            Ok((meta, _)) => Ok(meta),
+            Err(_) if guess < file_len && tail.len() >= FOOTER_LEN as usize => {
+                let footer = &tail[tail.len() - FOOTER_LEN as usize..];
+                let json_len =
+                    u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]) as u64;
+                let want = (json_len + FOOTER_LEN).min(file_len);
+                let mut tail = vec![0u8; want as usize];
+                read_exact_at(file, &mut tail, file_len - want)?;
+                Self::decode_tail(&tail, file_len).map(|(meta, _)| meta)
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
+    file.read_exact_at(buf, offset)
+        .map_err(crate::error::from_io)
+}
+
+/// Milliseconds since the epoch, for `modified_ms`.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> StoredMeta {
+        StoredMeta {
+            size: 5,
+            etag: "\"e\"".into(),
+            crc32c: 7,
+            modified_ms: 1,
+            content_type: Some("text/plain".into()),
+            cache_control: None,
+            user_metadata: BTreeMap::from([("k".into(), "v".into())]),
+        }
+    }
+
+    #[test]
+    fn a_trailer_decodes_to_what_was_encoded() {
+        let mut file = b"hello".to_vec();
+        file.extend(sample().encode().unwrap());
+        let (meta, content_len) = StoredMeta::decode_tail(&file, file.len() as u64).unwrap();
+        assert_eq!(meta, sample());
+        assert_eq!(content_len, 5);
+    }
+
+    #[test]
+    fn a_truncated_file_is_corruption() {
+        let mut file = b"hello".to_vec();
+        file.extend(sample().encode().unwrap());
+        file.pop();
+        let err = StoredMeta::decode_tail(&file, file.len() as u64).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corruption);
+    }
+}

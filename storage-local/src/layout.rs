@@ -1,0 +1,199 @@
+//! How keys map to paths under the root, and back.
+//!
+//! The namespace is flat (`a` and `a/b` can both be objects), but a file
+//! system cannot have a file and a directory of one name. So names are
+//! split into two spaces that never meet:
+//!
+//! | on disk    | meaning                                         |
+//! |------------|-------------------------------------------------|
+//! | `seg`      | a directory: keys continuing with `seg/`        |
+//! | `seg~`     | the object whose key ends with `seg`            |
+//! | `piece~+`  | a long segment, continued inside this directory |
+//! | `~tmp/`    | temporary files of writes in flight             |
+//!
+//! A segment is written with `%` and `~` percent-escaped, so an escaped
+//! segment never contains `~` and can never be mistaken for an object
+//! file, a continuation or the temporary folder, whatever the key says
+//! (`a~`, `x.meta`, `~tmp` are ordinary keys). Segments whose escaped form
+//! is longer than [`MAX_PIECE`] bytes are cut into pieces, each piece but
+//! the last a `~+` directory, so any key up to 1024 bytes fits the 255-byte
+//! file-name limit.
+
+use std::path::PathBuf;
+
+use percent_encoding::percent_decode_str;
+
+/// The temporary folder under the root.
+pub(crate) const TEMP_DIR: &str = "~tmp";
+/// The longest escaped piece of a segment in one file name, leaving room
+/// for the suffix under the common 255-byte limit.
+const MAX_PIECE: usize = 200;
+const OBJECT_SUFFIX: &str = "~";
+const CONTINUATION_SUFFIX: &str = "~+";
+
+/// What a directory entry under the root is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EntryName {
+    /// An object; the decoded last piece of its key.
+    Object(String),
+    /// A directory; the decoded segment it stands for.
+    Directory(String),
+    /// A continuation of a long segment; the decoded piece.
+    Continuation(String),
+}
+
+/// Classifies a file name found on disk; `None` for anything this backend
+/// did not write (temporary files, foreign files), which listings skip.
+pub(crate) fn classify(name: &str) -> Option<EntryName> {
+    if let Some(piece) = name.strip_suffix(CONTINUATION_SUFFIX) {
+        return decode(piece).map(EntryName::Continuation);
+    }
+    if let Some(piece) = name.strip_suffix(OBJECT_SUFFIX) {
+        return decode(piece).map(EntryName::Object);
+    }
+    decode(name).map(EntryName::Directory)
+}
+
+fn decode(piece: &str) -> Option<String> {
+    if piece.is_empty() || piece.contains('~') {
+        return None;
+    }
+    percent_decode_str(piece)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+fn escape(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for c in segment.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '~' => out.push_str("%7E"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cuts an escaped segment into pieces of at most [`MAX_PIECE`] bytes,
+/// never inside a character or a `%XX` escape.
+fn pieces(escaped: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = escaped;
+    while rest.len() > MAX_PIECE {
+        let mut cut = MAX_PIECE;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // Do not split "%XX": back off if one of the two bytes before the
+        // cut is a '%'.
+        let bytes = rest.as_bytes();
+        if bytes[cut - 1] == b'%' {
+            cut -= 1;
+        } else if bytes[cut - 2] == b'%' {
+            cut -= 2;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out.push(rest);
+    out
+}
+
+/// Appends the directories (and continuations) for one full segment.
+fn push_directory(path: &mut PathBuf, segment: &str) {
+    let escaped = escape(segment);
+    let parts = pieces(&escaped);
+    let last = parts.len() - 1;
+    for (i, piece) in parts.into_iter().enumerate() {
+        if i == last {
+            path.push(piece);
+        } else {
+            path.push(format!("{piece}{CONTINUATION_SUFFIX}"));
+        }
+    }
+}
+
+/// The path, relative to the root, of the object file for `key`.
+pub(crate) fn object_path(key: &str) -> PathBuf {
+    let mut path = PathBuf::new();
+    let (dirs, file) = match key.rsplit_once('/') {
+        Some((dirs, file)) => (Some(dirs), file),
+        None => (None, key),
+    };
+    if let Some(dirs) = dirs {
+        for segment in dirs.split('/') {
+            push_directory(&mut path, segment);
+        }
+    }
+    let escaped = escape(file);
+    let parts = pieces(&escaped);
+    let last = parts.len() - 1;
+    for (i, piece) in parts.into_iter().enumerate() {
+        if i == last {
+            path.push(format!("{piece}{OBJECT_SUFFIX}"));
+        } else {
+            path.push(format!("{piece}{CONTINUATION_SUFFIX}"));
+        }
+    }
+    path
+}
+
+/// The directory, relative to the root, holding the keys that continue
+/// with `dirs` followed by `/` (each of `dirs` a full segment).
+pub(crate) fn directory_path<'a>(dirs: impl IntoIterator<Item = &'a str>) -> PathBuf {
+    let mut path = PathBuf::new();
+    for segment in dirs {
+        push_directory(&mut path, segment);
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_and_directory_names_never_collide() {
+        assert_eq!(object_path("a"), PathBuf::from("a~"));
+        assert_eq!(object_path("a/b"), PathBuf::from("a/b~"));
+        assert_eq!(object_path("a~"), PathBuf::from("a%7E~"));
+        assert_eq!(object_path("~tmp/x"), PathBuf::from("%7Etmp/x~"));
+        assert_eq!(object_path("100%/x"), PathBuf::from("100%25/x~"));
+    }
+
+    #[test]
+    fn names_on_disk_decode_back_to_key_text() {
+        assert_eq!(classify("a%7E~"), Some(EntryName::Object("a~".into())));
+        assert_eq!(
+            classify("100%25"),
+            Some(EntryName::Directory("100%".into()))
+        );
+        assert_eq!(classify("x~+"), Some(EntryName::Continuation("x".into())));
+        assert_eq!(classify(TEMP_DIR), None);
+        assert_eq!(classify("~tmp-123"), None);
+    }
+
+    #[test]
+    fn long_segments_are_cut_into_short_pieces() {
+        let segment = format!("{}%{}", "é".repeat(150), "~".repeat(100));
+        let path = object_path(&format!("dir/{segment}"));
+        let names: Vec<String> = path
+            .iter()
+            .map(|part| part.to_string_lossy().into_owned())
+            .collect();
+        assert!(names.len() > 2);
+        assert!(names.iter().all(|name| name.len() <= 255));
+        let mut decoded = String::new();
+        for name in &names[1..] {
+            match classify(name) {
+                Some(EntryName::Continuation(piece)) | Some(EntryName::Object(piece)) => {
+                    decoded.push_str(&piece)
+                }
+                other => panic!("unexpected {other:?} for {name}"),
+            }
+        }
+        assert_eq!(decoded, segment);
+    }
+}

@@ -1,0 +1,33 @@
+//! The conformance kit against the local backend, presigned URLs served by
+//! its axum router on 127.0.0.1.
+
+use storage_core::conformance::Fixture;
+use storage_local::{LocalConfig, LocalStorage};
+
+async fn local_with_presign_server() -> Fixture {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port on 127.0.0.1");
+    let address = listener.local_addr().expect("the bound address");
+    let public_url = format!("http://{address}/files").parse().expect("a URL");
+    let config = LocalConfig::new(folder.path().join("root"))
+        .with_presign(public_url, "conformance-signing-secret")
+        .with_verify_checksums(true);
+    let store = LocalStorage::open(config).expect("the local store opens");
+    let app = storage_local::router(store.clone()).expect("the presign router");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    Fixture::new(store)
+        .with_guard(folder)
+        .with_guard(AbortOnDrop(server))
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+storage_core::conformance_suite!(local_with_presign_server);
