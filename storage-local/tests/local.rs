@@ -1,0 +1,507 @@
+//! Behaviour of the local backend beyond the shared kit: the sandbox, the
+//! on-disk layout, crash safety, corruption detection and configuration
+//! errors.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use futures::TryStreamExt;
+use proptest::prelude::*;
+use storage_core::conformance::pattern;
+use storage_core::{
+    Body, ErrorKind, GetOptions, Key, ListEntry, ListOptions, Prefix, PresignMethod, PutOptions,
+    Storage,
+};
+use storage_local::{LocalConfig, LocalStorage};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Every file and folder under `dir`, relative to it.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).expect("readable folder") {
+            let entry = entry.expect("an entry");
+            let path = entry.path();
+            out.push(path.strip_prefix(dir).expect("inside").to_path_buf());
+            if entry.file_type().expect("a type").is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn names(store: &LocalStorage, prefix: &str, options: ListOptions) -> Vec<String> {
+    let prefix = Prefix::new(prefix).expect("a prefix");
+    let entries: Vec<ListEntry> = store
+        .list(&prefix, options)
+        .try_collect()
+        .await
+        .expect("the listing");
+    entries.iter().map(|e| e.name().to_owned()).collect()
+}
+
+/// An independent list of hostile keys: traversal in many encodings,
+/// absolute paths, control characters, over-long keys.
+const HOSTILE: &[&str] = &[
+    "..",
+    "../",
+    "../etc/passwd",
+    "a/../../b",
+    "a/./b",
+    "./a",
+    "/etc/passwd",
+    "//server/share",
+    "\\\\server\\share",
+    "..\\..\\windows",
+    "a\\b",
+    "C:\\Windows\\win.ini",
+    "C:/Windows/win.ini",
+    "c:",
+    "%2e%2e/etc",
+    "%2E%2E%2Fetc",
+    "..%2fetc",
+    "..%2Fetc",
+    "%2e%2e%5cetc",
+    "..%5c..%5cetc",
+    "%252e%252e/etc",
+    "%252e%252e%252fetc",
+    "%25252e%25252e/etc",
+    "%c0%ae%c0%ae/etc",
+    "%c0%af",
+    "%e0%80%ae%e0%80%ae/etc",
+    "%uff0e%uff0e/etc",
+    "\u{FF0E}\u{FF0E}/etc",
+    "\u{FF0E}\u{FF0E}\u{FF0F}etc",
+    "a\u{2215}..\u{2215}b",
+    "a\0b",
+    "a%00b",
+    "a\nb",
+    "a\rb",
+    "a\tb",
+    "\u{7f}",
+    "a\u{85}b",
+    "a\u{9b}b",
+    "a/",
+    "a//b",
+    "",
+];
+
+#[test]
+fn hostile_keys_are_refused_and_nothing_lands_outside_the_root() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let root = folder.path().join("root");
+    let store = LocalStorage::new(&root).expect("the store opens");
+    let too_long = "k".repeat(1025);
+    let mut refused = 0;
+    for raw in HOSTILE.iter().copied().chain([too_long.as_str()]) {
+        // `%uff0e` is not a valid escape and decodes to nothing: it is an
+        // ordinary (odd) key, and it must stay inside the root.
+        if let Ok(key) = Key::new(raw) {
+            assert_eq!(raw, "%uff0e%uff0e/etc", "hostile key {raw:?} was accepted");
+            runtime()
+                .block_on(store.put(&key, "x".into(), PutOptions::default()))
+                .expect("an odd key is stored inside the root");
+            continue;
+        }
+        refused += 1;
+    }
+    assert_eq!(refused, HOSTILE.len());
+    // Keys that merely look like traversal are ordinary keys, inside the root.
+    let runtime = runtime();
+    for raw in [
+        "..a", "a..", "...", "a/..b/c", ".../x", "~", "~tmp/x", "a~", "x.meta", "%", "%7E",
+    ] {
+        let key = Key::new(raw).expect("a valid key");
+        runtime
+            .block_on(store.put(&key, raw.into(), PutOptions::default()))
+            .expect("stored");
+        let got = runtime
+            .block_on(async { store.get(&key, GetOptions::default()).await?.bytes().await })
+            .expect("read back");
+        assert_eq!(&got[..], raw.as_bytes());
+    }
+    let outside: Vec<PathBuf> = tree(folder.path())
+        .into_iter()
+        .filter(|p| !p.starts_with("root"))
+        .collect();
+    assert!(outside.is_empty(), "written outside the root: {outside:?}");
+}
+
+#[test]
+fn a_symlink_planted_in_the_root_cannot_lead_outside() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let root = folder.path().join("root");
+    let outside = folder.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("outside folder");
+    std::fs::write(outside.join("secret~"), b"top secret").expect("a secret");
+    let store = LocalStorage::new(&root).expect("the store opens");
+    // The folder for keys `evil/...` and the object file for key `link`.
+    std::os::unix::fs::symlink(&outside, root.join("evil")).expect("a symlink");
+    std::os::unix::fs::symlink(outside.join("secret~"), root.join("link~")).expect("a symlink");
+    let runtime = runtime();
+    runtime.block_on(async {
+        let read = store
+            .get(&Key::new("evil/secret").unwrap(), GetOptions::default())
+            .await;
+        assert!(read.is_err(), "read through a symlinked folder");
+        let read = store
+            .get(&Key::new("link").unwrap(), GetOptions::default())
+            .await;
+        assert!(read.is_err(), "read through a symlinked object");
+        let write = store
+            .put(
+                &Key::new("evil/planted").unwrap(),
+                "x".into(),
+                PutOptions::default(),
+            )
+            .await;
+        let err = write.expect_err("a write through a symlinked folder succeeded");
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        assert!(names(&store, "", ListOptions::default()).await.is_empty());
+    });
+    let escaped: Vec<PathBuf> = tree(&outside);
+    assert_eq!(
+        escaped,
+        [PathBuf::from("secret~")],
+        "something was written outside"
+    );
+}
+
+#[test]
+fn temporary_and_foreign_files_are_never_listed() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let store = LocalStorage::new(folder.path()).expect("the store opens");
+    std::fs::write(folder.path().join("~tmp").join("0123.tmp"), b"half").expect("a temp file");
+    std::fs::write(folder.path().join("notes.txt"), b"by hand").expect("a foreign file");
+    std::fs::create_dir_all(folder.path().join("empty")).expect("an empty folder");
+    let runtime = runtime();
+    runtime.block_on(async {
+        store
+            .put(
+                &Key::new("real").unwrap(),
+                "x".into(),
+                PutOptions::default(),
+            )
+            .await
+            .expect("a put");
+        assert_eq!(names(&store, "", ListOptions::default()).await, ["real"]);
+        let delimited = names(&store, "", ListOptions::default().with_delimiter()).await;
+        assert_eq!(
+            delimited,
+            ["real"],
+            "an empty folder or temp folder was listed"
+        );
+    });
+}
+
+#[test]
+fn stale_temporary_files_are_swept_when_the_store_opens() {
+    let folder = tempfile::tempdir().expect("a folder");
+    drop(LocalStorage::new(folder.path()).expect("the store opens"));
+    let temp = folder.path().join("~tmp");
+    let stale = temp.join("stale.tmp");
+    let fresh = temp.join("fresh.tmp");
+    std::fs::write(&stale, b"left by a crash").expect("stale");
+    std::fs::write(&fresh, b"in flight").expect("fresh");
+    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .and_then(|f| f.set_modified(old))
+        .expect("an old mtime");
+    drop(LocalStorage::new(folder.path()).expect("the store reopens"));
+    assert!(!stale.exists(), "a stale temporary file survived");
+    assert!(fresh.exists(), "a write in flight lost its temporary file");
+}
+
+fn flip_a_content_byte(root: &Path, file_name: &str, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(root.join(file_name))
+        .expect("the object file");
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, at).expect("a byte");
+    file.write_all_at(&[byte[0] ^ 0xff], at).expect("flipped");
+}
+
+#[test]
+fn a_damaged_object_fails_with_corruption_when_checksums_are_verified() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let config = LocalConfig::new(folder.path()).with_verify_checksums(true);
+    let store = LocalStorage::open(config).expect("the store opens");
+    let runtime = runtime();
+    runtime.block_on(async {
+        for (name, len) in [("small", 1000usize), ("large", 5 << 20)] {
+            let key = Key::new(name).unwrap();
+            store
+                .put(&key, pattern(1, len).into(), PutOptions::default())
+                .await
+                .expect("a put");
+            flip_a_content_byte(folder.path(), &format!("{name}~"), (len / 2) as u64);
+            let read = async { store.get(&key, GetOptions::default()).await?.bytes().await };
+            let err = read
+                .await
+                .expect_err("a damaged object was read without error");
+            assert_eq!(err.kind(), ErrorKind::Corruption, "{name}: {err}");
+            assert_eq!(err.key(), Some(name));
+        }
+    });
+}
+
+#[test]
+fn presigning_without_a_secret_is_a_configuration_error() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let store = LocalStorage::new(folder.path()).expect("the store opens");
+    let key = Key::new("k").unwrap();
+    let err = runtime()
+        .block_on(store.presign(
+            PresignMethod::Get,
+            &key,
+            Duration::from_secs(60),
+            Default::default(),
+        ))
+        .expect_err("presigned without a secret");
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("signing_secret"), "{err}");
+
+    let url = "http://127.0.0.1/files".parse().unwrap();
+    let mut half = LocalConfig::new(folder.path());
+    half.public_url = Some(url);
+    let err = LocalStorage::open(half).expect_err("opened half configured");
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(
+        err.to_string().contains("signing_secret is missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_expiry_beyond_the_maximum_is_refused() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let url = "http://127.0.0.1/files".parse().unwrap();
+    let config = LocalConfig::new(folder.path()).with_presign(url, "0123456789abcdef");
+    let store = LocalStorage::open(config).expect("the store opens");
+    let key = Key::new("k").unwrap();
+    let eight_days = Duration::from_secs(8 * 24 * 3600);
+    let err = runtime()
+        .block_on(store.presign(PresignMethod::Get, &key, eight_days, Default::default()))
+        .expect_err("an eight-day URL");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn an_unwritable_root_is_a_configuration_error_naming_it() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let file = folder.path().join("a-file");
+    std::fs::write(&file, b"x").expect("a file");
+    let mut config = LocalConfig::new(file.join("root"));
+    config.name = "uploads".into();
+    let err = LocalStorage::open(config).expect_err("opened a root under a file");
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    let text = err.to_string();
+    assert!(
+        text.contains("uploads") && text.contains("a-file"),
+        "{text}"
+    );
+}
+
+/// Keys with long segments (split into continuation folders on disk), and
+/// names that sort around `/`, list in exact byte order.
+fn listing_key() -> impl Strategy<Value = String> {
+    let segment = prop_oneof![
+        4 => "[a-c]{1,3}",
+        1 => "[-.0/]".prop_map(|s| format!("x{s}")).prop_filter("no slash", |s| !s.contains('/')),
+        1 => "[ab~%]{150,400}",
+    ];
+    prop::collection::vec(segment, 1..4)
+        .prop_map(|segments| segments.join("/"))
+        .prop_filter("a valid key", |k| Key::new(k.clone()).is_ok())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn listings_match_a_sorted_model(keys in prop::collection::btree_set(listing_key(), 1..25)) {
+        let folder = tempfile::tempdir().expect("a folder");
+        let store = LocalStorage::open(LocalConfig::new(folder.path()).with_fsync(false)).expect("opens");
+        let runtime = runtime();
+        runtime.block_on(async {
+            for key in &keys {
+                store.put(&Key::new(key.clone()).unwrap(), Body::from(key.clone()), PutOptions::default())
+                    .await.expect("a put");
+            }
+            let listed = names(&store, "", ListOptions::default()).await;
+            let expected: Vec<String> = keys.iter().cloned().collect();
+            assert_eq!(listed, expected);
+
+            let delimited = names(&store, "", ListOptions::default().with_delimiter()).await;
+            let model: BTreeSet<String> = keys
+                .iter()
+                .map(|k| match k.find('/') {
+                    Some(i) => k[..=i].to_owned(),
+                    None => k.clone(),
+                })
+                .collect();
+            assert_eq!(delimited, model.into_iter().collect::<Vec<_>>());
+
+            let first = keys.iter().next().cloned().unwrap_or_default();
+            let after = names(
+                &store,
+                "",
+                ListOptions::default().with_start_after(Key::new(first.clone()).unwrap()),
+            )
+            .await;
+            let expected_after: Vec<String> = keys.iter().filter(|k| **k > first).cloned().collect();
+            assert_eq!(after, expected_after);
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Crash safety: a writer process killed with SIGKILL at random moments.
+
+const CRASH_ROOT_VAR: &str = "STORAGE_LOCAL_CRASH_ROOT";
+
+/// An object's content describes itself: its length and the seed of the
+/// pattern that follows, so a torn object is detected without a model.
+fn self_describing(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + len);
+    out.extend_from_slice(&(len as u64).to_le_bytes());
+    out.extend_from_slice(&seed.to_le_bytes());
+    out.extend_from_slice(&pattern(seed, len));
+    out
+}
+
+fn is_whole(content: &[u8]) -> bool {
+    if content.len() < 16 {
+        return false;
+    }
+    let len = u64::from_le_bytes(content[..8].try_into().unwrap()) as usize;
+    let seed = u64::from_le_bytes(content[8..16].try_into().unwrap());
+    content.len() == 16 + len && content[16..] == pattern(seed, len)[..]
+}
+
+/// Writes self-describing objects (overwrites, creates, streamed bodies,
+/// renames and deletes) into `root`, for at most `iterations`.
+async fn write_objects(root: &Path, iterations: u64) {
+    let store = LocalStorage::new(root).expect("the store opens");
+    for i in 0..iterations {
+        let key = Key::new(format!("objects/{}", i % 6)).unwrap();
+        let len = (i as usize * 7919) % (3 << 20);
+        let content = self_describing(i, len);
+        let body = if i % 2 == 0 {
+            Body::from(content)
+        } else {
+            let chunks: Vec<storage_core::Result<storage_core::Bytes>> = content
+                .chunks(100_000)
+                .map(|c| Ok(storage_core::Bytes::copy_from_slice(c)))
+                .collect();
+            Body::from_stream(futures::stream::iter(chunks))
+        };
+        store
+            .put(&key, body, PutOptions::default())
+            .await
+            .expect("a put");
+        if i % 5 == 0 {
+            let to = Key::new(format!("moved/{}", i % 3)).unwrap();
+            store.rename(&key, &to).await.expect("a rename");
+        }
+        if i % 7 == 0 {
+            store
+                .delete(&Key::new(format!("moved/{}", i % 3)).unwrap())
+                .await
+                .expect("a delete");
+        }
+    }
+}
+
+async fn assert_only_whole_objects(root: &Path) -> usize {
+    let store = LocalStorage::new(root).expect("the store reopens");
+    let entries: Vec<ListEntry> = store
+        .list(&Prefix::all(), ListOptions::default())
+        .try_collect()
+        .await
+        .expect("the listing");
+    for entry in &entries {
+        let meta = entry.as_object().expect("only objects");
+        assert!(
+            !meta.key.contains("~tmp"),
+            "a temporary file was listed: {}",
+            meta.key
+        );
+        let content = store
+            .get(&meta.key, GetOptions::default())
+            .await
+            .expect("a listed object reads")
+            .bytes()
+            .await
+            .expect("its bytes");
+        assert_eq!(content.len() as u64, meta.size);
+        assert!(
+            is_whole(&content),
+            "{} is torn ({} bytes)",
+            meta.key,
+            content.len()
+        );
+    }
+    entries.len()
+}
+
+/// The child half of the crash test: writes until killed. Without the
+/// variable it runs a short in-process round and checks it, so it is a
+/// real test either way.
+#[test]
+fn crash_writer_child() {
+    let runtime = runtime();
+    match std::env::var_os(CRASH_ROOT_VAR) {
+        Some(root) => runtime.block_on(write_objects(Path::new(&root), 100_000)),
+        None => {
+            let folder = tempfile::tempdir().expect("a folder");
+            runtime.block_on(write_objects(folder.path(), 12));
+            let count = runtime.block_on(assert_only_whole_objects(folder.path()));
+            assert!(count > 0);
+        }
+    }
+}
+
+#[test]
+fn killing_a_writer_at_any_moment_leaves_only_whole_objects() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let exe = std::env::current_exe().expect("the test binary");
+    let runtime = runtime();
+    let mut seen_objects = 0;
+    for round in 0..10u64 {
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_writer_child",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(CRASH_ROOT_VAR, folder.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the writer starts");
+        // Let it run for a varying while, then SIGKILL it mid-write.
+        std::thread::sleep(Duration::from_millis(150 + (round * 137) % 600));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        seen_objects += runtime.block_on(assert_only_whole_objects(folder.path()));
+    }
+    assert!(seen_objects > 0, "the writer never published an object");
+}
