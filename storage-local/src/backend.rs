@@ -188,27 +188,25 @@ impl LocalStorage {
     async fn write_stream(&self, body: ByteStream) -> Result<Written> {
         let (sender, mut receiver) = mpsc::channel::<Bytes>(WRITE_AHEAD);
         let inner = self.inner.clone();
-        let writer = tokio::task::spawn_blocking(move || -> Result<Written> {
+        // The writer thread only writes; the checksum is computed here, on
+        // the async side, so hashing and writing overlap on two cores.
+        let writer = tokio::task::spawn_blocking(move || -> Result<TempFile> {
             let mut temp = inner.create_temp()?;
-            let mut size = 0u64;
-            let mut crc = 0u32;
             while let Some(chunk) = receiver.blocking_recv() {
                 temp.file.write_all(&chunk).map_err(from_io)?;
-                crc = crc32c::crc32c_append(crc, &chunk);
-                size += chunk.len() as u64;
             }
-            Ok(Written {
-                temp,
-                size,
-                crc32c: crc,
-            })
+            Ok(temp)
         });
         let mut body = body;
         let mut source_error = None;
+        let mut size = 0u64;
+        let mut crc = 0u32;
         loop {
             match body.try_next().await {
                 Ok(Some(chunk)) if chunk.is_empty() => {}
                 Ok(Some(chunk)) => {
+                    crc = crc32c::crc32c_append(crc, &chunk);
+                    size += chunk.len() as u64;
                     if sender.send(chunk).await.is_err() {
                         // The writer stopped: its own error says why.
                         break;
@@ -222,11 +220,15 @@ impl LocalStorage {
             }
         }
         drop(sender);
-        let written = writer.await.map_err(from_join)?;
+        let temp = writer.await.map_err(from_join)?;
         match source_error {
             // Dropping the temporary file removes it.
             Some(err) => Err(err),
-            None => written,
+            None => Ok(Written {
+                temp: temp?,
+                size,
+                crc32c: crc,
+            }),
         }
     }
 }

@@ -1,0 +1,298 @@
+//! The local backend's benchmark, next to the physical limit measured in
+//! the same run. Run it with `cargo xtask bench` (a release build).
+//!
+//! ```text
+//! local_bench [--size BYTES] [--small N] [--dir DIR] [--large-only]
+//! ```
+//!
+//! - Large object: `--size` bytes (default 1 GiB) streamed into the store
+//!   in 4 MiB chunks and read back as a stream, next to a raw write (4 MiB
+//!   writes, then fsync) and a raw read (2 MiB reads) of a plain file of
+//!   the same bytes on the same disk; and the process's peak resident
+//!   memory (VmHWM) after the large phase. Raw and store runs alternate
+//!   which goes first, four rounds each, and the
+//!   best of each is compared (`BENCH_VERBOSE=1` prints every round).
+//! - Small objects: `--small` objects of 4 KiB (default 2000) put, get,
+//!   head and delete one at a time, as operations per second, with fsync
+//!   on (the default) and off.
+//!
+//! Absolute figures drift on shared machines; compare the ratios.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use storage_core::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
+use storage_local::{LocalConfig, LocalStorage};
+
+const WRITE_CHUNK: usize = 4 << 20;
+const READ_CHUNK: usize = 2 << 20;
+/// Rounds of each large-object measurement; the best is reported.
+const ROUNDS: usize = 4;
+
+struct Args {
+    size: u64,
+    small: usize,
+    dir: PathBuf,
+    large_only: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        size: 1 << 30,
+        small: 2000,
+        dir: PathBuf::from("target/bench-data"),
+        large_only: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--size" => args.size = parse_size(&value("--size")?)?,
+            "--small" => {
+                args.small = value("--small")?
+                    .parse()
+                    .map_err(|e| format!("--small: {e}"))?
+            }
+            "--dir" => args.dir = PathBuf::from(value("--dir")?),
+            "--large-only" => args.large_only = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| text.split_at(i))
+        .unwrap_or((text, ""));
+    let n: u64 = number.parse().map_err(|e| format!("size {text:?}: {e}"))?;
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}")),
+    };
+    Ok(n * scale)
+}
+
+/// Peak resident memory of this process so far, in bytes (Linux VmHWM).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The best of the rounds: what the code can do when the shared disk is
+/// not busy with someone else's write-back. `BENCH_VERBOSE=1` prints every
+/// round.
+fn best(times: &[Duration]) -> Duration {
+    times.iter().copied().min().unwrap_or_default()
+}
+
+fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / elapsed.as_secs_f64()
+}
+
+/// One 4 MiB buffer of non-repeating-looking bytes, shared by every chunk.
+fn source_chunk() -> Bytes {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut out = Vec::with_capacity(WRITE_CHUNK);
+    while out.len() < WRITE_CHUNK {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    Bytes::from(out)
+}
+
+fn chunks_of(size: u64, chunk: &Bytes) -> impl Iterator<Item = Bytes> + use<> {
+    let chunk = chunk.clone();
+    let full = size / chunk.len() as u64;
+    let rest = (size % chunk.len() as u64) as usize;
+    (0..full)
+        .map(move |_| chunk.clone())
+        .chain((rest > 0).then(|| Bytes::from(vec![1u8; rest])))
+}
+
+fn raw_write(path: &Path, size: u64, chunk: &Bytes) -> std::io::Result<Duration> {
+    let start = Instant::now();
+    let mut file = std::fs::File::create(path)?;
+    for piece in chunks_of(size, chunk) {
+        file.write_all(&piece)?;
+    }
+    file.sync_all()?;
+    Ok(start.elapsed())
+}
+
+fn raw_read(path: &Path) -> std::io::Result<(Duration, u64)> {
+    let start = Instant::now();
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0u8; READ_CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    Ok((start.elapsed(), total))
+}
+
+struct Row {
+    name: String,
+    value: String,
+    ratio: String,
+}
+
+async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
+    let chunk = source_chunk();
+    let raw_path = args.dir.join("raw.bin");
+    let store = LocalStorage::open(LocalConfig::new(args.dir.join("store")))?;
+    let key = Key::new("bench/large.bin")?;
+
+    // Alternate raw and store rounds so that page-cache and write-back
+    // effects fall on both alike; report the median of each.
+    let (mut raw_writes, mut puts, mut raw_reads, mut gets) = (vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        // Odd rounds run the store first, so neither side always follows
+        // the other's write-back.
+        let store_first = round % 2 == 1;
+        if !store_first {
+            raw_writes.push(raw_write(&raw_path, args.size, &chunk)?);
+        }
+        let start = Instant::now();
+        let body = Body::from_sized_stream(
+            futures::stream::iter(chunks_of(args.size, &chunk).map(Ok)),
+            args.size,
+        );
+        store.put(&key, body, PutOptions::default()).await?;
+        puts.push(start.elapsed());
+        if store_first {
+            raw_writes.push(raw_write(&raw_path, args.size, &chunk)?);
+        }
+
+        let start = Instant::now();
+        let mut stream = store.get(&key, GetOptions::default()).await?.body;
+        let mut read_bytes = 0u64;
+        while let Some(piece) = stream.try_next().await? {
+            read_bytes += piece.len() as u64;
+        }
+        gets.push(start.elapsed());
+        assert_eq!(read_bytes, args.size, "the get returned the wrong length");
+        let (raw_read_time, raw_read_bytes) = raw_read(&raw_path)?;
+        assert_eq!(raw_read_bytes, args.size, "the raw read returned the wrong length");
+        raw_reads.push(raw_read_time);
+        std::fs::remove_file(&raw_path)?;
+        store.delete(&key).await?;
+    }
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        eprintln!("raw writes {raw_writes:?}\nputs {puts:?}\nraw reads {raw_reads:?}\ngets {gets:?}");
+    }
+    let (raw_write_time, put_time) = (best(&raw_writes), best(&puts));
+    let (raw_read_time, get_time) = (best(&raw_reads), best(&gets));
+
+    let size = format!("{:.2} GiB", args.size as f64 / (1u64 << 30) as f64);
+    let raw_w = mib_per_s(args.size, raw_write_time);
+    let raw_r = mib_per_s(args.size, raw_read_time);
+    let put = mib_per_s(args.size, put_time);
+    let get = mib_per_s(args.size, get_time);
+    rows.push(Row {
+        name: format!("raw write + fsync, {size}, best of {ROUNDS}"),
+        value: format!("{raw_w:.0} MiB/s"),
+        ratio: "1.00".into(),
+    });
+    rows.push(Row {
+        name: format!("local put (stream, fsync), {size}, best of {ROUNDS}"),
+        value: format!("{put:.0} MiB/s"),
+        ratio: format!("{:.2} of raw write", put / raw_w),
+    });
+    rows.push(Row {
+        name: format!("raw read, {size}, best of {ROUNDS}"),
+        value: format!("{raw_r:.0} MiB/s"),
+        ratio: "1.00".into(),
+    });
+    rows.push(Row {
+        name: format!("local get (stream), {size}, best of {ROUNDS}"),
+        value: format!("{get:.0} MiB/s"),
+        ratio: format!("{:.2} of raw read", get / raw_r),
+    });
+    if let Some(peak) = peak_rss() {
+        rows.push(Row {
+            name: "peak resident memory after the large phase".into(),
+            value: format!("{:.1} MiB", peak as f64 / (1 << 20) as f64),
+            ratio: String::new(),
+        });
+    }
+    Ok(())
+}
+
+async fn small(args: &Args, fsync: bool, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
+    let folder = args.dir.join(if fsync { "small-fsync" } else { "small-nofsync" });
+    let store = LocalStorage::open(LocalConfig::new(&folder).with_fsync(fsync))?;
+    let body = Bytes::from(vec![42u8; 4096]);
+    let keys: Vec<Key> = (0..args.small)
+        .map(|i| Key::new(format!("small/{:03}/{i:06}", i % 100)))
+        .collect::<Result<_, _>>()?;
+    let label = if fsync { "fsync" } else { "no fsync" };
+    let n = args.small as f64;
+
+    let start = Instant::now();
+    for key in &keys {
+        store.put(key, Body::Bytes(body.clone()), PutOptions::default()).await?;
+    }
+    let put = n / start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    for key in &keys {
+        let bytes = store.get(key, GetOptions::default()).await?.bytes().await?;
+        assert_eq!(bytes.len(), 4096);
+    }
+    let get = n / start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    for key in &keys {
+        store.head(key).await?;
+    }
+    let head = n / start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    for key in &keys {
+        store.delete(key).await?;
+    }
+    let delete = n / start.elapsed().as_secs_f64();
+
+    for (op, rate) in [("put", put), ("get", get), ("head", head), ("delete", delete)] {
+        rows.push(Row {
+            name: format!("4 KiB {op} ({label}), one at a time"),
+            value: format!("{rate:.0} ops/s"),
+            ratio: String::new(),
+        });
+    }
+    std::fs::remove_dir_all(&folder)?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args().map_err(|e| format!("{e}\nusage: local_bench [--size BYTES] [--small N] [--dir DIR] [--large-only]"))?;
+    std::fs::create_dir_all(&args.dir)?;
+    let mut rows = Vec::new();
+    large(&args, &mut rows).await?;
+    if !args.large_only {
+        small(&args, true, &mut rows).await?;
+        small(&args, false, &mut rows).await?;
+    }
+    println!("| measurement | result | ratio |");
+    println!("|---|---|---|");
+    for row in rows {
+        println!("| {} | {} | {} |", row.name, row.value, row.ratio);
+    }
+    Ok(())
+}
