@@ -215,21 +215,22 @@ impl GetOptions {
     /// etag, for backends that check conditions themselves. `*` matches
     /// any existing object.
     pub fn check_conditions(&self, etag: Option<&str>) -> Result<()> {
-        if let Some(expected) = &self.if_match {
-            if expected != "*" && etag != Some(expected.as_str()) {
-                return Err(Error::new(
-                    ErrorKind::PreconditionFailed,
-                    "the object's etag does not match if-match",
-                ));
-            }
+        if let Some(expected) = &self.if_match
+            && expected != "*"
+            && etag != Some(expected.as_str())
+        {
+            return Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                "the object's etag does not match if-match",
+            ));
         }
-        if let Some(unexpected) = &self.if_none_match {
-            if unexpected == "*" || etag == Some(unexpected.as_str()) {
-                return Err(Error::new(
-                    ErrorKind::NotModified,
-                    "the object's etag matches if-none-match",
-                ));
-            }
+        if let Some(unexpected) = &self.if_none_match
+            && (unexpected == "*" || etag == Some(unexpected.as_str()))
+        {
+            return Err(Error::new(
+                ErrorKind::NotModified,
+                "the object's etag matches if-none-match",
+            ));
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! Property tests of the key rules.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
+
 use proptest::prelude::*;
 use storage_core::{Key, KeyRule, Prefix};
 

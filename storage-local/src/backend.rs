@@ -489,10 +489,10 @@ fn stream_file(file: File, range: std::ops::Range<u64>, expected_crc: Option<u32
                 return;
             }
         }
-        if let Some(expected) = expected_crc {
-            if crc != expected {
-                let _ = sender.blocking_send(Err(corruption(expected, crc)));
-            }
+        if let Some(expected) = expected_crc
+            && crc != expected
+        {
+            let _ = sender.blocking_send(Err(corruption(expected, crc)));
         }
     });
     Box::pin(stream::unfold(receiver, |mut receiver| async move {

@@ -220,10 +220,10 @@ fn holds_an_object(dir: &Dir, path: &Path) -> Result<bool> {
         };
         match layout::classify(name) {
             Some(EntryName::Object(_)) if file_type.is_file() => return Ok(true),
-            Some(EntryName::Directory(_) | EntryName::Continuation(_)) if file_type.is_dir() => {
-                if holds_an_object(dir, &path.join(name))? {
-                    return Ok(true);
-                }
+            Some(EntryName::Directory(_) | EntryName::Continuation(_))
+                if file_type.is_dir() && holds_an_object(dir, &path.join(name))? =>
+            {
+                return Ok(true);
             }
             _ => {}
         }

@@ -98,28 +98,25 @@ fn error_response(err: &Error) -> Response {
     refuse(status, &err.kind().to_string())
 }
 
+/// The key of a request whose signature holds, or the status and reason of
+/// its refusal.
 fn verified(
     served: &Served,
     method: PresignMethod,
     raw_key: &str,
     query: Option<&str>,
     content_type: Option<&str>,
-) -> std::result::Result<Key, Response> {
-    let key = Key::new(raw_key).map_err(|err| refuse(StatusCode::BAD_REQUEST, &err.to_string()))?;
+) -> std::result::Result<Key, (StatusCode, String)> {
+    let key = Key::new(raw_key).map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;
+    let now = SystemTime::now();
     served
         .signer
-        .verify(
-            method,
-            &key,
-            query.unwrap_or(""),
-            content_type,
-            SystemTime::now(),
-        )
-        .map_err(|refusal| refuse(StatusCode::FORBIDDEN, refusal.reason()))?;
+        .verify(method, &key, query.unwrap_or(""), content_type, now)
+        .map_err(|refusal| (StatusCode::FORBIDDEN, refusal.reason().to_owned()))?;
     Ok(key)
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
@@ -137,7 +134,7 @@ async fn serve_get(
         None,
     ) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err((status, reason)) => return refuse(status, &reason),
     };
     let mut options = GetOptions::default();
     if let Some(range) = header_text(&headers, header::RANGE) {
@@ -224,7 +221,7 @@ async fn serve_put(
         content_type,
     ) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err((status, reason)) => return refuse(status, &reason),
     };
     let length = header_text(&headers, header::CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok());
     let chunks = body.into_data_stream().map_err(|err| {

@@ -1,6 +1,8 @@
 //! The conformance kit against the local backend, presigned URLs served by
 //! its axum router on 127.0.0.1.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
+
 use storage_core::conformance::Fixture;
 use storage_local::{LocalConfig, LocalStorage};
 

@@ -2,6 +2,8 @@
 //! on-disk layout, crash safety, corruption detection and configuration
 //! errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

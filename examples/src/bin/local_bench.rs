@@ -187,13 +187,18 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
         gets.push(start.elapsed());
         assert_eq!(read_bytes, args.size, "the get returned the wrong length");
         let (raw_read_time, raw_read_bytes) = raw_read(&raw_path)?;
-        assert_eq!(raw_read_bytes, args.size, "the raw read returned the wrong length");
+        assert_eq!(
+            raw_read_bytes, args.size,
+            "the raw read returned the wrong length"
+        );
         raw_reads.push(raw_read_time);
         std::fs::remove_file(&raw_path)?;
         store.delete(&key).await?;
     }
     if std::env::var_os("BENCH_VERBOSE").is_some() {
-        eprintln!("raw writes {raw_writes:?}\nputs {puts:?}\nraw reads {raw_reads:?}\ngets {gets:?}");
+        eprintln!(
+            "raw writes {raw_writes:?}\nputs {puts:?}\nraw reads {raw_reads:?}\ngets {gets:?}"
+        );
     }
     let (raw_write_time, put_time) = (best(&raw_writes), best(&puts));
     let (raw_read_time, get_time) = (best(&raw_reads), best(&gets));
@@ -233,8 +238,16 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
     Ok(())
 }
 
-async fn small(args: &Args, fsync: bool, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
-    let folder = args.dir.join(if fsync { "small-fsync" } else { "small-nofsync" });
+async fn small(
+    args: &Args,
+    fsync: bool,
+    rows: &mut Vec<Row>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let folder = args.dir.join(if fsync {
+        "small-fsync"
+    } else {
+        "small-nofsync"
+    });
     let store = LocalStorage::open(LocalConfig::new(&folder).with_fsync(fsync))?;
     let body = Bytes::from(vec![42u8; 4096]);
     let keys: Vec<Key> = (0..args.small)
@@ -245,7 +258,9 @@ async fn small(args: &Args, fsync: bool, rows: &mut Vec<Row>) -> Result<(), Box<
 
     let start = Instant::now();
     for key in &keys {
-        store.put(key, Body::Bytes(body.clone()), PutOptions::default()).await?;
+        store
+            .put(key, Body::Bytes(body.clone()), PutOptions::default())
+            .await?;
     }
     let put = n / start.elapsed().as_secs_f64();
 
@@ -268,7 +283,12 @@ async fn small(args: &Args, fsync: bool, rows: &mut Vec<Row>) -> Result<(), Box<
     }
     let delete = n / start.elapsed().as_secs_f64();
 
-    for (op, rate) in [("put", put), ("get", get), ("head", head), ("delete", delete)] {
+    for (op, rate) in [
+        ("put", put),
+        ("get", get),
+        ("head", head),
+        ("delete", delete),
+    ] {
         rows.push(Row {
             name: format!("4 KiB {op} ({label}), one at a time"),
             value: format!("{rate:.0} ops/s"),
@@ -281,7 +301,9 @@ async fn small(args: &Args, fsync: bool, rows: &mut Vec<Row>) -> Result<(), Box<
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args().map_err(|e| format!("{e}\nusage: local_bench [--size BYTES] [--small N] [--dir DIR] [--large-only]"))?;
+    let args = parse_args().map_err(|e| {
+        format!("{e}\nusage: local_bench [--size BYTES] [--small N] [--dir DIR] [--large-only]")
+    })?;
     std::fs::create_dir_all(&args.dir)?;
     let mut rows = Vec::new();
     large(&args, &mut rows).await?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use storage_core::{
-    Body, Bytes, ByteRange, GetOptions, Key, ListEntry, ListOptions, Prefix, PresignMethod,
+    Body, ByteRange, Bytes, GetOptions, Key, ListEntry, ListOptions, Prefix, PresignMethod,
     PresignOptions, PutOptions, Storage,
 };
 use storage_local::{LocalConfig, LocalStorage};
@@ -63,7 +63,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             PutOptions::default().with_content_type("video/mp4"),
         )
         .await?;
-    println!("stored {} bytes at {video} (etag {:?})", written.size, written.etag);
+    println!(
+        "stored {} bytes at {video} (etag {:?})",
+        written.size, written.etag
+    );
 
     // One "directory" level, then everything under the board.
     let prefix = Prefix::new(format!("{board}/"))?;
@@ -81,16 +84,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The last 16 bytes of the video, without reading the rest.
     let tail = store
-        .get(&video, GetOptions::default().with_range(ByteRange::Suffix(16)))
+        .get(
+            &video,
+            GetOptions::default().with_range(ByteRange::Suffix(16)),
+        )
         .await?;
     println!("\nread bytes {:?} of {}", tail.range, video);
 
     // Presigned URLs: a browser could use these directly.
     let http = reqwest::Client::builder().no_proxy().build()?;
     let download = store
-        .presign(PresignMethod::Get, &manifest, Duration::from_secs(300), PresignOptions::default())
+        .presign(
+            PresignMethod::Get,
+            &manifest,
+            Duration::from_secs(300),
+            PresignOptions::default(),
+        )
         .await?;
-    let fetched = http.get(download.url.clone()).send().await?.error_for_status()?.text().await?;
+    let fetched = http
+        .get(download.url.clone())
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
     println!("\npresigned GET {}\n  -> {fetched}", download.url);
 
     let upload_key = Key::new(format!("{board}/uploads/from-browser.txt"))?;
@@ -102,19 +119,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             PresignOptions::default().with_content_type("text/plain"),
         )
         .await?;
-    let mut request = http.put(upload.url.clone()).body("uploaded without credentials");
+    let mut request = http
+        .put(upload.url.clone())
+        .body("uploaded without credentials");
     for (name, value) in &upload.headers {
         request = request.header(name, value);
     }
     request.send().await?.error_for_status()?;
-    let uploaded = store.get(&upload_key, GetOptions::default()).await?.bytes().await?;
+    let uploaded = store
+        .get(&upload_key, GetOptions::default())
+        .await?
+        .bytes()
+        .await?;
     println!(
         "presigned PUT stored {:?} at {upload_key}",
         String::from_utf8_lossy(&uploaded)
     );
 
     // A tampered URL is refused.
-    let tampered = format!("{}0", &download.url.as_str()[..download.url.as_str().len() - 1]);
+    let tampered = format!(
+        "{}0",
+        &download.url.as_str()[..download.url.as_str().len() - 1]
+    );
     let status = http.get(tampered).send().await?.status();
     println!("a tampered URL gets {status}");
 
