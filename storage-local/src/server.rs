@@ -64,8 +64,20 @@ pub fn router(storage: LocalStorage) -> Result<Router> {
     let route = format!("{}/{{*key}}", signer.base_path());
     let state = Arc::new(Served { storage, signer });
     Ok(Router::new()
-        .route(&route, get(serve_get).put(serve_put))
+        .route(
+            &route,
+            get(serve_get).put(serve_put).fallback(refuse_other_methods),
+        )
         .with_state(state))
+}
+
+/// A presigned URL is signed for GET (and HEAD) or PUT; any other method
+/// is refused like a bad signature.
+async fn refuse_other_methods() -> Response {
+    refuse(
+        StatusCode::FORBIDDEN,
+        "presigned URLs are signed for GET or PUT only",
+    )
 }
 
 fn refuse(status: StatusCode, reason: &str) -> Response {
@@ -91,6 +103,10 @@ fn error_response(err: &Error) -> Response {
         ErrorKind::Unavailable | ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
+    if status == StatusCode::NOT_MODIFIED {
+        // A 304 carries no body.
+        return status.into_response();
+    }
     if status.is_server_error() {
         tracing::warn!(error = %err, "presigned request failed");
         return refuse(status, "the request could not be completed");
