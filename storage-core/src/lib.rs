@@ -4,9 +4,10 @@
 
 mod body;
 mod capabilities;
+pub mod config;
 mod error;
 mod key;
-mod memory;
+pub mod memory;
 mod object;
 mod options;
 mod presign;
@@ -30,4 +31,5 @@ pub use storage::{ListStream, Storage};
 // Re-exported so backends and tests name one version of each.
 pub use async_trait::async_trait;
 pub use bytes::Bytes;
+pub use inventory;
 pub use url::Url;

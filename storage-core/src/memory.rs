@@ -18,6 +18,29 @@ use crate::object::{Checksum, ListEntry, ObjectMeta, PutResult};
 use crate::options::{GetOptions, ListOptions, PutOptions, WriteMode};
 use crate::storage::{ListStream, Storage};
 
+/// `type = "memory"`: an empty in-memory store; its table takes no fields.
+pub const FACTORY: crate::config::ProviderFactory = crate::config::ProviderFactory {
+    type_name: "memory",
+    description: "objects in process memory, lost on exit (tests, caches)",
+    create: create_from_config,
+};
+
+inventory::submit!(FACTORY);
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryConfig {}
+
+fn create_from_config(
+    config: &crate::config::ProviderConfig<'_>,
+) -> std::result::Result<crate::config::ProviderFuture, crate::config::ConfigError> {
+    let MemoryConfig {} = config.parse()?;
+    let store = MemoryStorage::with_name(config.name());
+    Ok(Box::pin(
+        async move { Ok(Arc::new(store) as Arc<dyn Storage>) },
+    ))
+}
+
 /// Chunk size of the streams a get returns (slices of the stored bytes,
 /// not copies).
 const CHUNK: usize = 1 << 20;

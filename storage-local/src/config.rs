@@ -18,8 +18,9 @@ use storage_core::{Secret, Url};
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct LocalConfig {
-    /// The provider's name in errors and logs.
-    #[serde(default = "default_name")]
+    /// The provider's name in errors and logs. In a configuration file it
+    /// is the table's name, not a field.
+    #[serde(skip, default = "default_name")]
     pub name: String,
     /// The folder that holds the objects. Nothing is read or written
     /// outside it.
