@@ -1,0 +1,41 @@
+//! What an application that depends only on the facade gets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
+
+use storage::config::Config;
+use storage::{GetOptions, Key, PutOptions};
+
+#[tokio::test]
+async fn the_local_feature_builds_a_local_provider_from_a_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("storage.toml");
+    std::fs::write(&file, "[providers.files]\ntype = \"local\"\nroot = \"data\"\n").unwrap();
+    let config = storage::load_config(Some(&file)).unwrap();
+    let providers = storage::registry().build_all(&config).await.unwrap();
+    let store = providers.default_provider().unwrap();
+    let key = Key::new("a/b.txt").unwrap();
+    store.put(&key, "hello".into(), PutOptions::default()).await.unwrap();
+    let bytes = store.get(&key, GetOptions::default()).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&bytes[..], b"hello");
+}
+
+#[test]
+fn a_type_this_build_lacks_names_the_feature_that_adds_it() {
+    let config = Config::parse("app.toml", "[providers.media]\ntype = \"gcs\"\nbucket = \"b\"\n").unwrap();
+    let err = storage::registry().check(&config).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "app.toml:2:8: provider \"media\": unknown provider type \"gcs\"; this binary has: local, memory; \
+         enable the \"gcs\" feature of the storage crate (or link its backend crate) to add it"
+    );
+}
+
+#[test]
+fn the_registry_lists_its_types_with_descriptions() {
+    let registry = storage::registry();
+    let types: Vec<(&str, bool)> = registry
+        .types()
+        .map(|f| (f.type_name, !f.description.is_empty()))
+        .collect();
+    assert_eq!(types, [("local", true), ("memory", true)]);
+}
