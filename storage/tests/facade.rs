@@ -9,19 +9,36 @@ use storage::{GetOptions, Key, PutOptions};
 async fn the_local_feature_builds_a_local_provider_from_a_file() {
     let folder = tempfile::tempdir().unwrap();
     let file = folder.path().join("storage.toml");
-    std::fs::write(&file, "[providers.files]\ntype = \"local\"\nroot = \"data\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "[providers.files]\ntype = \"local\"\nroot = \"data\"\n",
+    )
+    .unwrap();
     let config = storage::load_config(Some(&file)).unwrap();
     let providers = storage::registry().build_all(&config).await.unwrap();
     let store = providers.default_provider().unwrap();
     let key = Key::new("a/b.txt").unwrap();
-    store.put(&key, "hello".into(), PutOptions::default()).await.unwrap();
-    let bytes = store.get(&key, GetOptions::default()).await.unwrap().bytes().await.unwrap();
+    store
+        .put(&key, "hello".into(), PutOptions::default())
+        .await
+        .unwrap();
+    let bytes = store
+        .get(&key, GetOptions::default())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(&bytes[..], b"hello");
 }
 
 #[test]
 fn a_type_this_build_lacks_names_the_feature_that_adds_it() {
-    let config = Config::parse("app.toml", "[providers.media]\ntype = \"gcs\"\nbucket = \"b\"\n").unwrap();
+    let config = Config::parse(
+        "app.toml",
+        "[providers.media]\ntype = \"gcs\"\nbucket = \"b\"\n",
+    )
+    .unwrap();
     let err = storage::registry().check(&config).unwrap_err().to_string();
     assert_eq!(
         err,
