@@ -34,7 +34,10 @@ pub const FACTORY: ProviderFactory = ProviderFactory {
 
 storage_core::inventory::submit!(FACTORY);
 
-fn create(table: &ProviderConfig<'_>) -> Result<ProviderFuture, ConfigError> {
+/// Reads a `type = "local"` table into a [`LocalConfig`], as the factory
+/// does: relative roots resolved against the configuration file's folder,
+/// presign settings checked.
+pub fn config_from(table: &ProviderConfig<'_>) -> Result<LocalConfig, ConfigError> {
     let mut config: LocalConfig = table.parse()?;
     config.name = table.name().to_owned();
     if config.root.as_os_str().is_empty() {
@@ -49,6 +52,11 @@ fn create(table: &ProviderConfig<'_>) -> Result<ProviderFuture, ConfigError> {
         return Err(table
             .error("public_url and signing_secret go together: set both to presign, or neither"));
     }
+    Ok(config)
+}
+
+fn create(table: &ProviderConfig<'_>) -> Result<ProviderFuture, ConfigError> {
+    let config = config_from(table)?;
     Ok(Box::pin(async move {
         let store = tokio::task::spawn_blocking(move || LocalStorage::open(config))
             .await

@@ -370,6 +370,24 @@ impl Config {
         &self.layout
     }
 
+    /// Hands one provider's table to `parse` (as its factory gets it), for
+    /// tools that need a backend's own configuration struct rather than a
+    /// built provider (`storage serve` reads the local table this way).
+    pub fn with_provider<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&ProviderConfig<'_>) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        self.with_provider_table(name, |table, _| parse(&table))
+    }
+
+    /// The type of the provider `name`, if configured.
+    pub fn provider_type(&self, name: &str) -> Option<&str> {
+        self.providers
+            .get(name)
+            .map(|entry| entry.type_name.as_str())
+    }
+
     /// Runs `work` on one provider's table (without `type`), re-read from
     /// the source with the variables read at load time.
     pub(crate) fn with_provider_table<T>(
