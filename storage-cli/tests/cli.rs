@@ -287,15 +287,16 @@ fn a_presigned_url_from_the_command_works_against_storage_serve() {
         ],
     );
 
-    let mut server = Command::new(BIN)
+    let server = Command::new(BIN)
         .arg("serve")
         .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let _server = KillOnDrop(server);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let result = runtime.block_on(async {
+    runtime.block_on(async {
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         // Wait for the server to listen (bounded).
         let mut ready = false;
@@ -324,8 +325,15 @@ fn a_presigned_url_from_the_command_works_against_storage_serve() {
         let tampered = url.trim().replacen("photo", "photx", 1);
         assert_eq!(http.get(tampered).send().await.unwrap().status(), 403);
     });
-    let _ = server.kill();
-    let _ = server.wait();
-    let () = result;
     assert_eq!(ok(dir.path(), &["cat", "inbox/note.txt"]), "from a browser");
+}
+
+/// Stops a child process however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
