@@ -132,6 +132,22 @@ fn report(context: &Context, verb: &str, summary: &Summary, elapsed: std::time::
     }
 }
 
+/// Clears the bar and reports a batch of transfers of these sizes.
+fn finish(
+    context: &Context,
+    bar: &ProgressBar,
+    verb: &str,
+    sizes: &[u64],
+    started: std::time::Instant,
+) {
+    bar.finish_and_clear();
+    let summary = Summary {
+        objects: sizes.len() as u64,
+        bytes: sizes.iter().sum(),
+    };
+    report(context, verb, &summary, started.elapsed());
+}
+
 async fn upload(
     store: &Arc<dyn Storage>,
     key: Key,
@@ -254,12 +270,7 @@ pub(crate) async fn put(
         .buffer_unordered(jobs.max(1))
         .try_collect()
         .await?;
-    bar.finish_and_clear();
-    let summary = Summary {
-        objects: results.len() as u64,
-        bytes: results.iter().sum(),
-    };
-    report(context, "uploaded", &summary, started.elapsed());
+    finish(context, &bar, "uploaded", &results, started);
     Ok(())
 }
 
@@ -400,12 +411,7 @@ pub(crate) async fn get(
         .try_buffer_unordered(jobs.max(1))
         .try_collect()
         .await?;
-    bar.finish_and_clear();
-    let summary = Summary {
-        objects: results.len() as u64,
-        bytes: results.iter().sum(),
-    };
-    report(context, "downloaded", &summary, started.elapsed());
+    finish(context, &bar, "downloaded", &results, started);
     Ok(())
 }
 
@@ -591,11 +597,6 @@ pub(crate) async fn copy(
         .buffer_unordered(jobs.max(1))
         .try_collect()
         .await?;
-    bar.finish_and_clear();
-    let summary = Summary {
-        objects: results.len() as u64,
-        bytes: results.iter().sum(),
-    };
-    report(context, verb, &summary, started.elapsed());
+    finish(context, &bar, verb, &results, started);
     Ok(())
 }
