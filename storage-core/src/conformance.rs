@@ -157,9 +157,35 @@ where
 /// [`Fixture`](crate::conformance::Fixture), for example
 /// `|| async { Fixture::new(MemoryStorage::new()) }` or the path of an
 /// `async fn`.
+///
+/// A test server that lacks something the backend supports (an emulator
+/// that does not verify signatures, say) lists the cases it fails as
+/// known gaps, each with its reason:
+///
+/// ```ignore
+/// conformance_suite!(setup, gaps = [
+///     ("tampered_presigned_url_is_refused", "moto accepts any signature"),
+/// ]);
+/// ```
+///
+/// A gap's test still runs and passes only while the case fails, so a
+/// server that gains the feature shows up at once (remove the gap), and
+/// nothing real is hidden behind a gap. Gaps belong to a test server, not
+/// to the backend: what the backend lacks is declared in its
+/// [`Capabilities`].
 #[macro_export]
 macro_rules! conformance_suite {
     ($setup:expr) => {
+        $crate::conformance_suite!($setup, gaps = []);
+    };
+    ($setup:expr, gaps = [$(($gap:literal, $reason:literal)),* $(,)?]) => {
+        const CONFORMANCE_GAPS: &[(&str, &str)] = &[$(($gap, $reason)),*];
+
+        #[test]
+        fn every_known_gap_names_a_case() {
+            $crate::conformance::check_gaps(CONFORMANCE_GAPS);
+        }
+
         $crate::__conformance_cases!(
             $setup;
             empty_object_round_trips,
@@ -222,13 +248,107 @@ macro_rules! conformance_suite {
 #[macro_export]
 macro_rules! __conformance_cases {
     ($setup:expr; $($case:ident),* $(,)?) => {
+        #[test]
+        fn the_suite_runs_every_case() {
+            assert_eq!(&[$(stringify!($case)),*][..], $crate::conformance::CASES);
+        }
+
         $(
             #[test]
             fn $case() {
-                $crate::conformance::run($setup, $crate::conformance::cases::$case);
+                $crate::conformance::run_case(
+                    stringify!($case),
+                    CONFORMANCE_GAPS,
+                    $setup,
+                    $crate::conformance::cases::$case,
+                );
             }
         )*
     };
+}
+
+/// Every case's name, as the tests are named.
+pub const CASES: &[&str] = &[
+    "empty_object_round_trips",
+    "one_byte_object_round_trips",
+    "five_mib_object_round_trips",
+    "stream_of_unknown_length_round_trips",
+    "stream_that_fails_midway_writes_nothing",
+    "stream_that_fails_midway_keeps_the_previous_object",
+    "sized_stream_that_ends_early_writes_nothing",
+    "get_streams_large_objects_in_several_chunks",
+    "put_result_agrees_with_head",
+    "content_type_and_cache_control_round_trip",
+    "user_metadata_round_trips",
+    "head_of_missing_key_is_not_found",
+    "get_of_missing_key_is_not_found",
+    "exists_tells_present_from_missing",
+    "delete_removes_the_object_and_says_so",
+    "delete_of_missing_key_succeeds_and_says_nothing_was_removed",
+    "delete_leaves_children_and_siblings",
+    "overwrite_replaces_content_metadata_and_etag",
+    "create_new_on_missing_key_writes",
+    "create_new_on_existing_key_fails_with_already_exists",
+    "update_if_match_with_current_etag_replaces",
+    "update_if_match_with_stale_etag_fails_with_precondition_failed",
+    "update_if_match_on_missing_key_fails_with_precondition_failed",
+    "get_if_match_with_other_etag_fails_with_precondition_failed",
+    "get_if_none_match_with_current_etag_is_not_modified",
+    "bounded_range_returns_exactly_those_bytes",
+    "bounded_range_past_the_end_is_cut_at_the_end",
+    "open_range_returns_the_rest",
+    "suffix_range_returns_the_last_bytes",
+    "suffix_range_longer_than_the_object_returns_it_all",
+    "range_starting_at_the_end_is_not_satisfiable",
+    "list_by_prefix_returns_matching_keys_in_byte_order",
+    "list_with_delimiter_folds_common_prefixes_once",
+    "list_of_1500_keys_is_complete_and_ordered",
+    "list_start_after_resumes_after_that_key",
+    "object_and_folder_of_the_same_name_coexist",
+    "nested_write_creates_no_parent_object",
+    "keys_with_special_characters_round_trip_and_list_exactly",
+    "hostile_keys_are_refused_before_any_io",
+    "copy_duplicates_content_and_metadata",
+    "copy_of_missing_source_is_not_found",
+    "rename_moves_content_and_metadata",
+    "rename_of_missing_source_is_not_found",
+    "presigned_get_downloads_the_object",
+    "presigned_get_serves_a_range",
+    "presigned_put_uploads_the_object",
+    "tampered_presigned_url_is_refused",
+    "expired_presigned_url_is_refused",
+    "presigned_url_used_with_another_method_is_refused",
+    "presigned_put_with_another_content_type_is_refused",
+    "concurrent_writers_leave_one_complete_object",
+    "concurrent_create_new_has_exactly_one_winner",
+];
+
+/// Checks that every gap names a real case (a typo would otherwise leave
+/// a case running unexcused, or hide nothing while looking like it does).
+pub fn check_gaps(gaps: &[(&str, &str)]) {
+    for (name, reason) in gaps {
+        assert!(CASES.contains(name), "the gap {name:?} names no conformance case");
+        assert!(!reason.trim().is_empty(), "the gap {name:?} gives no reason");
+    }
+}
+
+/// Runs one case; if the test server lists it as a known gap, the case
+/// must fail (and the test passes), so a gap that closes is noticed.
+pub fn run_case<Setup, Case>(name: &str, gaps: &[(&str, &str)], setup: Setup, case: Case)
+where
+    Setup: AsyncFnOnce() -> Fixture,
+    Case: AsyncFnOnce(&Harness),
+{
+    let Some((_, reason)) = gaps.iter().find(|(gap, _)| *gap == name) else {
+        return run(setup, case);
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(setup, case)));
+    match outcome {
+        Err(_) => eprintln!("known gap of this test server, failed as expected: {reason}"),
+        Ok(()) => panic!(
+            "{name} is listed as a known gap ({reason}) but passed: the server now supports it; remove the gap"
+        ),
+    }
 }
 
 /// A deterministic pseudo-random byte pattern, so a wrong byte anywhere is
