@@ -327,8 +327,14 @@ pub const CASES: &[&str] = &[
 /// a case running unexcused, or hide nothing while looking like it does).
 pub fn check_gaps(gaps: &[(&str, &str)]) {
     for (name, reason) in gaps {
-        assert!(CASES.contains(name), "the gap {name:?} names no conformance case");
-        assert!(!reason.trim().is_empty(), "the gap {name:?} gives no reason");
+        assert!(
+            CASES.contains(name),
+            "the gap {name:?} names no conformance case"
+        );
+        assert!(
+            !reason.trim().is_empty(),
+            "the gap {name:?} gives no reason"
+        );
     }
 }
 

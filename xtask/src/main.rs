@@ -1,13 +1,17 @@
 //! The project's own automation, run as `cargo xtask <command>`.
 //!
-//! - `test`: the whole test suite: every crate, every feature, doc tests.
-//!   Backends that need a server get it installed and started here (none
-//!   yet: the in-memory and local backends need none).
+//! - `test`: the whole test suite: every crate, every feature, doc tests,
+//!   with the test servers installed (once) and started on 127.0.0.1 for
+//!   the backends that need one (see `servers.rs`).
+//! - `servers`: start the test servers and print their variables, for
+//!   running one backend's suite by hand; Ctrl-C stops them.
 //! - `ci`: what CI runs: formatting, clippy with warnings as errors, docs
 //!   with warnings as errors, then `test`.
 //! - `bench [ARGS]`: the local backend's benchmark in a release build;
 //!   arguments go to `local_bench` (`--size 2GiB`, `--small 5000`,
 //!   `--large-only`).
+
+mod servers;
 
 use std::process::{Command, ExitCode};
 
@@ -15,10 +19,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("servers") => run_servers(),
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | ci | bench [ARGS]>");
+            eprintln!("usage: cargo xtask <test | ci | servers | bench [ARGS]>");
             return ExitCode::from(2);
         }
     };
@@ -47,11 +52,28 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    let servers = servers::start()?;
+    let env: Vec<(&str, &str)> = servers
+        .env()
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
     cargo(
         &["test", "--workspace", "--all-features", "--all-targets"],
-        &[],
+        &env,
     )?;
-    cargo(&["test", "--workspace", "--all-features", "--doc"], &[])
+    cargo(&["test", "--workspace", "--all-features", "--doc"], &env)
+}
+
+fn run_servers() -> Result<(), String> {
+    let servers = servers::start()?;
+    for (name, value) in servers.env() {
+        println!("export {name}={value}");
+    }
+    eprintln!("xtask: test servers running; Ctrl-C stops them");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }
 
 fn ci() -> Result<(), String> {
