@@ -1,0 +1,224 @@
+//! S3 behaviour beyond the shared kit, against the servers `cargo xtask
+//! test` starts: multipart uploads and their cleanup, parallel downloads,
+//! batched deletes, and errors from a real server.
+
+#![cfg(feature = "test-servers")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use storage_core::conformance::pattern;
+use storage_core::{Body, Bytes, ErrorKind, GetOptions, Key, PutOptions, Storage};
+use storage_s3::{S3Config, S3Storage};
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: the S3 test servers are not running; use `cargo xtask test`")
+    })
+}
+
+fn moto() -> S3Storage {
+    let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))
+        .with_name("moto")
+        .with_endpoint(var("STORAGE_TEST_MOTO_ENDPOINT"), true)
+        .with_region("us-east-1")
+        .with_credentials("moto-key", "moto-secret");
+    config.max_retries = 1;
+    S3Storage::new(config).unwrap()
+}
+
+fn s3s_fs_with_secret(secret: &str) -> S3Storage {
+    let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))
+        .with_name("s3s-fs")
+        .with_endpoint(var("STORAGE_TEST_S3S_ENDPOINT"), true)
+        .with_region("us-east-1")
+        .with_credentials(var("STORAGE_TEST_S3S_ACCESS_KEY"), secret);
+    config.max_retries = 1;
+    S3Storage::new(config).unwrap()
+}
+
+fn s3s_fs() -> S3Storage {
+    s3s_fs_with_secret(&var("STORAGE_TEST_S3S_SECRET_KEY"))
+}
+
+fn unique(name: &str) -> Key {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    Key::new(format!("s3-tests/{nanos:x}/{name}")).unwrap()
+}
+
+/// `len` bytes in chunks of `chunk`, as a stream of unknown length.
+fn streamed(data: Bytes, chunk: usize) -> Body {
+    let chunks: Vec<storage_core::Result<Bytes>> = (0..data.len())
+        .step_by(chunk)
+        .map(|start| Ok(data.slice(start..(start + chunk).min(data.len()))))
+        .collect();
+    Body::from_stream(futures::stream::iter(chunks))
+}
+
+async fn multipart_round_trip(store: S3Storage) {
+    let key = unique("multipart.bin");
+    let data = pattern(31, (21 << 20) + 4321);
+    let options = PutOptions::default()
+        .with_content_type("video/mp4")
+        .with_metadata("origin", "multipart");
+    let written = store
+        .put(&key, streamed(data.clone(), 1 << 20), options)
+        .await
+        .unwrap();
+    assert_eq!(written.size, data.len() as u64);
+    // A whole-object get of 21 MiB is three parallel ranged GETs.
+    let got = store.get(&key, GetOptions::default()).await.unwrap();
+    assert_eq!(got.meta.content_type.as_deref(), Some("video/mp4"));
+    assert_eq!(
+        got.meta.user_metadata.get("origin").map(String::as_str),
+        Some("multipart")
+    );
+    assert_eq!(got.range, 0..data.len() as u64);
+    let bytes = got.bytes().await.unwrap();
+    assert!(bytes == data, "the multipart object read back differs");
+    assert!(store.delete(&key).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_long_stream_is_a_multipart_upload_that_reads_back_whole_on_moto() {
+    multipart_round_trip(moto()).await;
+}
+
+#[tokio::test]
+async fn a_long_stream_is_a_multipart_upload_that_reads_back_whole_on_s3s_fs() {
+    multipart_round_trip(s3s_fs()).await;
+}
+
+/// The uploads in progress on moto for `key` (ListMultipartUploads; moto
+/// checks no signature in its default mode).
+async fn uploads_in_progress(key: &Key) -> usize {
+    let url = format!(
+        "{}/{}?uploads&prefix={}",
+        var("STORAGE_TEST_MOTO_ENDPOINT"),
+        var("STORAGE_TEST_S3_BUCKET"),
+        key.as_str()
+    );
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let body = client.get(url).send().await.unwrap().text().await.unwrap();
+    body.matches("<Upload>").count()
+}
+
+#[tokio::test]
+async fn a_cancelled_multipart_upload_leaves_no_incomplete_upload() {
+    let store = moto();
+    let key = unique("cancelled.bin");
+    // 12 MiB, then a stream that never ends: the put is mid-upload when
+    // it is dropped.
+    let head = streamed(pattern(7, 12 << 20), 1 << 20).into_stream();
+    let body = Body::from_stream(head.chain(futures::stream::pending()));
+    let put = store.put(&key, body, PutOptions::default());
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), put)
+            .await
+            .is_err()
+    );
+    // The abort runs in the background after the drop.
+    let mut remaining = usize::MAX;
+    for _ in 0..50 {
+        remaining = uploads_in_progress(&key).await;
+        if remaining == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(remaining, 0, "a cancelled multipart upload was left behind");
+    assert!(!store.exists(&key).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_failing_stream_aborts_its_multipart_upload() {
+    let store = moto();
+    let key = unique("failed.bin");
+    let head = streamed(pattern(8, 12 << 20), 1 << 20).into_stream();
+    let failure = futures::stream::once(async {
+        Err(storage_core::Error::new(
+            ErrorKind::Other,
+            "the source broke",
+        ))
+    });
+    let err = store
+        .put(
+            &key,
+            Body::from_stream(head.chain(failure)),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("the source broke"), "{err}");
+    assert_eq!(uploads_in_progress(&key).await, 0);
+    assert!(!store.exists(&key).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_conditional_put_of_a_long_stream_is_unsupported_and_writes_nothing() {
+    let store = moto();
+    let key = unique("conditional-long.bin");
+    let body = streamed(pattern(9, 9 << 20), 1 << 20);
+    let err = store
+        .put(&key, body, PutOptions::default().create_new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.message().contains("part_size"), "{err}");
+    assert!(!store.exists(&key).await.unwrap());
+}
+
+#[tokio::test]
+async fn delete_many_removes_every_key_and_ignores_missing_ones() {
+    let store = moto();
+    let keys: Vec<Key> = (0..25).map(|i| unique(&format!("batch/{i:02}"))).collect();
+    for key in &keys[..20] {
+        store
+            .put(key, "x".into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let results = store.delete_many(&keys).await;
+    assert_eq!(results.len(), 25);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for key in &keys {
+        assert!(!store.exists(key).await.unwrap(), "{key} survived");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_permission_denied_and_not_retryable() {
+    let store = s3s_fs_with_secret("not-the-secret");
+    let err = store
+        .put(&unique("denied"), "x".into(), PutOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(!err.is_retryable());
+    assert!(
+        !format!("{err} {err:?}").contains("not-the-secret"),
+        "the secret leaked: {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_there_is_unavailable_and_retryable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = S3Config::new("b")
+        .with_endpoint(format!("http://127.0.0.1:{port}"), true)
+        .with_region("us-east-1")
+        .with_credentials("k", "s");
+    config.max_retries = 0;
+    let store = S3Storage::new(config).unwrap();
+    let err = store.head(&unique("nowhere")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable());
+}
