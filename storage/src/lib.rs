@@ -8,6 +8,8 @@ pub use storage_core::*;
 
 #[cfg(feature = "local")]
 pub use storage_local as local;
+#[cfg(feature = "s3")]
+pub use storage_s3 as s3;
 
 use storage_core::config::{Config, ConfigError, Registry};
 
@@ -27,6 +29,8 @@ pub fn registry() -> Registry {
     Registry::with_factories(&[
         #[cfg(feature = "local")]
         &storage_local::FACTORY,
+        #[cfg(feature = "s3")]
+        &storage_s3::FACTORY,
     ])
 }
 
