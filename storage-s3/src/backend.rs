@@ -230,31 +230,15 @@ impl S3Storage {
     async fn whole_object(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let location = path(key);
         let chunk = self.inner.config.download_chunk_size.0;
-        // Ask for the first chunk only: small objects are done in one
-        // request, large ones say their size and etag.
-        let mut first_options = to_object_store_get(&options);
-        first_options.range = Some(GetRange::Bounded(0..chunk));
-        let first = match self.inner.store.get_opts(&location, first_options).await {
-            Ok(first) => first,
-            Err(err) => {
-                let err = from_object_store(err);
-                if err.kind() != ErrorKind::RangeNotSatisfiable {
-                    return Err(err);
-                }
-                // An empty object cannot satisfy any range: read it plainly.
-                let plain = to_object_store_get(&options);
-                let result = self
-                    .inner
-                    .store
-                    .get_opts(&location, plain)
-                    .await
-                    .map_err(from_object_store)?;
-                let meta = to_meta(key.clone(), &result.meta, &result.attributes);
-                let range = result.range.clone();
-                let body = result.into_stream().map_err(from_object_store).boxed();
-                return Ok(GetResult { meta, range, body });
-            }
-        };
+        // A plain GET: small objects are done in one request, exactly as
+        // object_store alone would do it. A large one is read from this
+        // answer for its first chunk only; the rest comes in parallel.
+        let first = self
+            .inner
+            .store
+            .get_opts(&location, to_object_store_get(&options))
+            .await
+            .map_err(from_object_store)?;
         let meta = to_meta(key.clone(), &first.meta, &first.attributes);
         let size = meta.size;
         let first_body = first.into_stream().map_err(from_object_store);
@@ -288,9 +272,36 @@ impl S3Storage {
         Ok(GetResult {
             meta,
             range: 0..size,
-            body: first_body.chain(rest).boxed(),
+            body: take_bytes(first_body.boxed(), chunk).chain(rest).boxed(),
         })
     }
+}
+
+/// The first `limit` bytes of a stream; the rest of the underlying answer
+/// is dropped unread.
+fn take_bytes(stream: ByteStream, limit: u64) -> ByteStream {
+    Box::pin(stream::unfold(
+        (stream, limit),
+        |(mut stream, remaining)| async move {
+            if remaining == 0 {
+                return None;
+            }
+            match stream.try_next().await {
+                Ok(Some(chunk)) => {
+                    let take = (chunk.len() as u64).min(remaining) as usize;
+                    Some((Ok(chunk.slice(..take)), (stream, remaining - take as u64)))
+                }
+                Ok(None) => Some((
+                    Err(Error::new(
+                        ErrorKind::Corruption,
+                        "the object ended before its declared size",
+                    )),
+                    (stream, 0),
+                )),
+                Err(err) => Some((Err(err), (stream, 0))),
+            }
+        },
+    ))
 }
 
 /// Aborts a multipart upload that is dropped before it finished (a failed

@@ -87,7 +87,7 @@ mod s3s_fs {
             ),
             (
                 "concurrent_create_new_has_exactly_one_winner",
-                "s3s-fs checks If-None-Match: * and then writes, not atomically, so racing creators can both win"
+                "race: s3s-fs checks If-None-Match: * and then writes, not atomically, so racing creators can both win"
             ),
             (
                 "delete_leaves_children_and_siblings",

@@ -7,9 +7,10 @@
 //!   running one backend's suite by hand; Ctrl-C stops them.
 //! - `ci`: what CI runs: formatting, clippy with warnings as errors, docs
 //!   with warnings as errors, then `test`.
-//! - `bench [ARGS]`: the local backend's benchmark in a release build;
-//!   arguments go to `local_bench` (`--size 2GiB`, `--small 5000`,
-//!   `--large-only`).
+//! - `bench [local|s3|all] [ARGS]`: benchmarks in a release build: the
+//!   local backend next to raw file I/O (arguments go to `local_bench`:
+//!   `--size 2GiB`, `--small 5000`, `--large-only`), and the S3 backend
+//!   next to object_store on s3s-fs.
 
 mod servers;
 
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | ci | servers | bench [ARGS]>");
+            eprintln!("usage: cargo xtask <test | ci | servers | bench [local|s3|all] [ARGS]>");
             return ExitCode::from(2);
         }
     };
@@ -98,16 +99,45 @@ fn ci() -> Result<(), String> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
-    let mut command = vec![
-        "run",
-        "--release",
-        "--quiet",
-        "--package",
-        "storage-examples",
-        "--bin",
-        "local_bench",
-        "--",
-    ];
-    command.extend(args.iter().map(String::as_str));
-    cargo(&command, &[])
+    let (which, rest) = match args.first().map(String::as_str) {
+        Some("local") => ("local", &args[1..]),
+        Some("s3") => ("s3", &args[1..]),
+        Some("all") => ("all", &args[1..]),
+        _ => ("all", args),
+    };
+    if which != "s3" {
+        let mut command = vec![
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "storage-examples",
+            "--bin",
+            "local_bench",
+            "--",
+        ];
+        command.extend(rest.iter().map(String::as_str));
+        cargo(&command, &[])?;
+    }
+    if which != "local" {
+        let servers = servers::start()?;
+        let env: Vec<(&str, &str)> = servers
+            .env()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        cargo(
+            &[
+                "run",
+                "--release",
+                "--quiet",
+                "--package",
+                "storage-examples",
+                "--bin",
+                "s3_bench",
+            ],
+            &env,
+        )?;
+    }
+    Ok(())
 }

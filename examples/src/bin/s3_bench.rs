@@ -1,0 +1,205 @@
+//! The S3 backend next to `object_store` used directly, against the same
+//! server in the same run. Run it with `cargo xtask bench s3`, which starts
+//! the test servers (s3s-fs: a real server that checks signatures and keeps
+//! objects on disk).
+//!
+//! - 1,000 objects of 64 KiB, 16 at a time: put all, then get all.
+//! - One 256 MiB object: a streamed put (multipart, 8 MiB parts, 4 in
+//!   flight) and a whole-object get.
+//!
+//! Rounds alternate which side goes first; the best of three is reported,
+//! and the ratio ours / object_store (1.00 = equal; above 1 = slower).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
+use storage_s3::{S3Config, S3Storage};
+
+const SMALL_COUNT: usize = 1000;
+const SMALL_SIZE: usize = 64 * 1024;
+const CONCURRENCY: usize = 16;
+const LARGE_SIZE: usize = 256 << 20;
+const PART: usize = 8 << 20;
+const ROUNDS: usize = 3;
+
+fn var(name: &str) -> Result<String, String> {
+    std::env::var(name)
+        .map_err(|_| format!("{name} is not set; run this through `cargo xtask bench s3`"))
+}
+
+fn chunk_of(size: usize, seed: u8) -> Bytes {
+    Bytes::from(
+        (0..size)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<u8>>(),
+    )
+}
+
+async fn ours_small(
+    store: &S3Storage,
+    prefix: &str,
+    body: &Bytes,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let keys: Vec<Key> = (0..SMALL_COUNT)
+        .map(|i| Key::new(format!("{prefix}/{i:05}")))
+        .collect::<Result<_, _>>()?;
+    let start = Instant::now();
+    stream::iter(&keys)
+        .map(|key| store.put(key, Body::Bytes(body.clone()), PutOptions::default()))
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    stream::iter(&keys)
+        .map(|key| async move { store.get(key, GetOptions::default()).await?.bytes().await })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(start.elapsed())
+}
+
+async fn theirs_small(
+    store: &AmazonS3,
+    prefix: &str,
+    body: &Bytes,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let paths: Vec<Path> = (0..SMALL_COUNT)
+        .map(|i| Path::from(format!("{prefix}/{i:05}")))
+        .collect();
+    let start = Instant::now();
+    stream::iter(&paths)
+        .map(|path| store.put(path, PutPayload::from(body.clone())))
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    stream::iter(&paths)
+        .map(|path| async move { store.get(path).await?.bytes().await })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(start.elapsed())
+}
+
+async fn ours_large(
+    store: &S3Storage,
+    key: &Key,
+    chunk: &Bytes,
+) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
+    let chunk = chunk.clone();
+    let parts = LARGE_SIZE / chunk.len();
+    let start = Instant::now();
+    let body = Body::from_stream(stream::iter((0..parts).map(move |_| Ok(chunk.clone()))));
+    store.put(key, body, PutOptions::default()).await?;
+    let up = start.elapsed();
+    let start = Instant::now();
+    let mut body = store.get(key, GetOptions::default()).await?.body;
+    let mut total = 0;
+    while let Some(piece) = body.try_next().await? {
+        total += piece.len();
+    }
+    assert_eq!(total, LARGE_SIZE);
+    Ok((up, start.elapsed()))
+}
+
+async fn theirs_large(
+    store: &AmazonS3,
+    path: &Path,
+    chunk: &Bytes,
+) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
+    let parts = LARGE_SIZE / chunk.len();
+    let start = Instant::now();
+    let mut writer = WriteMultipart::new_with_chunk_size(store.put_multipart(path).await?, PART);
+    for _ in 0..parts {
+        writer.wait_for_capacity(4).await?;
+        writer.write(chunk);
+    }
+    writer.finish().await?;
+    let up = start.elapsed();
+    let start = Instant::now();
+    let mut body = store.get(path).await?.into_stream();
+    let mut total = 0;
+    while let Some(piece) = body.try_next().await? {
+        total += piece.len();
+    }
+    assert_eq!(total, LARGE_SIZE);
+    Ok((up, start.elapsed()))
+}
+
+fn best(times: &[Duration]) -> Duration {
+    times.iter().copied().min().unwrap_or_default()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let endpoint = var("STORAGE_TEST_S3S_ENDPOINT")?;
+    let bucket = var("STORAGE_TEST_S3_BUCKET")?;
+    let access_key = var("STORAGE_TEST_S3S_ACCESS_KEY")?;
+    let secret = var("STORAGE_TEST_S3S_SECRET_KEY")?;
+    let ours = S3Storage::new(
+        S3Config::new(&bucket)
+            .with_endpoint(&endpoint, true)
+            .with_region("us-east-1")
+            .with_credentials(access_key.as_str(), secret.as_str()),
+    )?;
+    let theirs: Arc<AmazonS3> = Arc::new(
+        AmazonS3Builder::new()
+            .with_endpoint(&endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_bucket_name(&bucket)
+            .with_access_key_id(&access_key)
+            .with_secret_access_key(&secret)
+            .build()?,
+    );
+    let small = chunk_of(SMALL_SIZE, 1);
+    let chunk = chunk_of(1 << 20, 2);
+    let (mut ours_s, mut theirs_s, mut ours_up, mut ours_down, mut theirs_up, mut theirs_down) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let large_key = Key::new("bench/large-ours")?;
+    let large_path = Path::from("bench/large-theirs");
+    for round in 0..ROUNDS {
+        let ours_first = round % 2 == 0;
+        for side in [ours_first, !ours_first] {
+            if side {
+                ours_s.push(ours_small(&ours, &format!("bench/ours-{round}"), &small).await?);
+                let (up, down) = ours_large(&ours, &large_key, &chunk).await?;
+                ours_up.push(up);
+                ours_down.push(down);
+            } else {
+                theirs_s
+                    .push(theirs_small(&theirs, &format!("bench/theirs-{round}"), &small).await?);
+                let (up, down) = theirs_large(&theirs, &large_path, &chunk).await?;
+                theirs_up.push(up);
+                theirs_down.push(down);
+            }
+        }
+    }
+    let rows = [
+        (
+            "1,000 x 64 KiB put + get, 16 at a time",
+            best(&ours_s),
+            best(&theirs_s),
+        ),
+        (
+            "256 MiB streamed put (multipart)",
+            best(&ours_up),
+            best(&theirs_up),
+        ),
+        ("256 MiB get", best(&ours_down), best(&theirs_down)),
+    ];
+    println!("| S3 (s3s-fs on 127.0.0.1), best of {ROUNDS} | storage-s3 | object_store | ratio |");
+    println!("|---|---|---|---|");
+    for (name, ours, theirs) in rows {
+        println!(
+            "| {name} | {:.3} s | {:.3} s | {:.2} |",
+            ours.as_secs_f64(),
+            theirs.as_secs_f64(),
+            ours.as_secs_f64() / theirs.as_secs_f64()
+        );
+    }
+    Ok(())
+}
