@@ -9,6 +9,10 @@
 //!
 //! Rounds alternate which side goes first; the best of three is reported,
 //! and the ratio ours / object_store (1.00 = equal; above 1 = slower).
+//!
+//! With `--memory GIB` it does only this instead: stream one object of that
+//! many GiB of unknown length up and down through storage-s3, and report
+//! the process's peak resident memory (VmHWM).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,6 +161,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let small = chunk_of(SMALL_SIZE, 1);
     let chunk = chunk_of(1 << 20, 2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let memory = args
+        .iter()
+        .position(|a| a == "--memory")
+        .and_then(|i| args.get(i + 1))
+        .map(|g| g.parse::<usize>())
+        .transpose()?;
+    if let Some(gib) = memory {
+        // Alone in this process, so the peak is this transfer's.
+        return memory_check(&ours, &chunk, gib).await;
+    }
     let (mut ours_s, mut theirs_s, mut ours_up, mut ours_down, mut theirs_up, mut theirs_down) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let large_key = Key::new("bench/large-ours")?;
@@ -201,5 +216,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ours.as_secs_f64() / theirs.as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// Peak resident memory of this process so far (Linux VmHWM), in MiB.
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+async fn memory_check(
+    store: &S3Storage,
+    chunk: &Bytes,
+    gib: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let key = Key::new("bench/memory-check")?;
+    let parts = (gib << 30) / chunk.len();
+    let source = chunk.clone();
+    let start = Instant::now();
+    let body = Body::from_stream(stream::iter((0..parts).map(move |_| Ok(source.clone()))));
+    store.put(&key, body, PutOptions::default()).await?;
+    let up = start.elapsed();
+    let start = Instant::now();
+    let mut body = store.get(&key, GetOptions::default()).await?.body;
+    let mut total = 0usize;
+    while let Some(piece) = body.try_next().await? {
+        total += piece.len();
+    }
+    assert_eq!(total, gib << 30);
+    store.delete(&key).await?;
+    println!(
+        "\n{gib} GiB stream of unknown length: up {:.1} s, down {:.1} s, peak resident memory {:.1} MiB",
+        up.as_secs_f64(),
+        start.elapsed().as_secs_f64(),
+        peak_mib()
+    );
     Ok(())
 }
