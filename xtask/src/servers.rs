@@ -222,7 +222,13 @@ pub(crate) fn start() -> Result<Servers, String> {
     ready?;
     eprintln!("xtask: s3s-fs listens on 127.0.0.1:{s3s_port}");
 
+    let python = moto.with_file_name("python");
     servers.env = vec![
+        // boto3 comes with moto: the reference client for interop tests.
+        (
+            "STORAGE_TEST_BOTO3_PYTHON".into(),
+            python.display().to_string(),
+        ),
         ("STORAGE_TEST_S3_BUCKET".into(), BUCKET.into()),
         (
             "STORAGE_TEST_MOTO_ENDPOINT".into(),

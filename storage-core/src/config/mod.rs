@@ -148,8 +148,9 @@ impl Config {
     ///    `supabase` of type `supabase`, bucket from `SUPABASE_BUCKET`
     ///    (default `storage`).
     /// 2. `S3_BUCKET` (or `AWS_S3_BUCKET`): one provider `s3` of type `s3`,
-    ///    with `AWS_REGION` (default `us-east-1`), `S3_ENDPOINT`,
-    ///    `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
+    ///    with `AWS_REGION` (default `us-east-1`), `S3_ENDPOINT` (an
+    ///    `http://` endpoint also sets `allow_http`), `AWS_ACCESS_KEY_ID`,
+    ///    `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
     /// 3. Otherwise one provider `local` of type `local` in
     ///    `STORAGE_LOCAL_ROOT` (default `./storage-data`).
     ///
@@ -198,6 +199,9 @@ impl Config {
                 if set(var) {
                     text.push_str(&format!("{field} = \"${{{var}}}\"\n"));
                 }
+            }
+            if lookup("S3_ENDPOINT").is_some_and(|e| e.starts_with("http://")) {
+                text.push_str("allow_http = true\n");
             }
             (text, format!("{bucket} is set"))
         } else {
