@@ -48,6 +48,18 @@ struct Inner {
     store: AmazonS3,
 }
 
+/// The region: configured, else `AWS_REGION`, else `AWS_DEFAULT_REGION`,
+/// else `us-east-1`.
+fn resolve_region(config: &S3Config) -> String {
+    config
+        .region
+        .clone()
+        .filter(|r| !r.is_empty())
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".to_owned())
+}
+
 fn secret_text(secret: &Option<storage_core::Secret>) -> Option<&str> {
     secret
         .as_ref()
@@ -82,14 +94,7 @@ impl S3Storage {
                     .with_timeout(Duration::from_secs(config.request_timeout_secs))
                     .with_connect_timeout(Duration::from_secs(config.connect_timeout_secs)),
             );
-        let region = config
-            .region
-            .clone()
-            .filter(|r| !r.is_empty())
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .unwrap_or_else(|| "us-east-1".to_owned());
-        builder = builder.with_region(region);
+        builder = builder.with_region(resolve_region(&config));
         if let Some(endpoint) = config.endpoint.as_deref().filter(|e| !e.is_empty()) {
             builder = builder.with_endpoint(endpoint);
         }
@@ -117,6 +122,94 @@ impl S3Storage {
     /// The configuration (secrets print as `***`).
     pub fn config(&self) -> &S3Config {
         &self.inner.config
+    }
+
+    /// Creates the bucket if it does not exist; `Ok(true)` if it was
+    /// created, `Ok(false)` if it was already yours. object_store has no
+    /// bucket API, so this sends a CreateBucket request signed the same way
+    /// (a SigV4 presigned PUT of the bucket's root), with the region's
+    /// location constraint outside `us-east-1`.
+    pub async fn create_bucket(&self) -> Result<bool> {
+        let fail = |err: Error| err.context(Operation::Open, &self.inner.config.name, None);
+        let url = self
+            .inner
+            .store
+            .signed_url(Method::PUT, &Path::from(""), Duration::from_secs(300))
+            .await
+            .map_err(|err| fail(from_object_store(err)))?;
+        let region = resolve_region(&self.inner.config);
+        let body = if region == "us-east-1" {
+            String::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
+            )
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(self.inner.config.request_timeout_secs))
+            .build()
+            .map_err(|err| {
+                fail(Error::new(ErrorKind::Other, "cannot build an HTTP client").with_source(err))
+            })?;
+        let response = client
+            .put(url.as_str())
+            .header("content-length", body.len().to_string())
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| {
+                fail(
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("cannot create the bucket: {err}"),
+                    )
+                    .with_source(err),
+                )
+            })?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let code = text
+            .split("<Code>")
+            .nth(1)
+            .and_then(|rest| rest.split("</Code>").next())
+            .map(str::to_owned);
+        match (status, code.as_deref()) {
+            (200..=299, _) => Ok(true),
+            (409, Some("BucketAlreadyOwnedByYou")) => Ok(false),
+            // Some servers answer this for the owner's own bucket too: it is
+            // ours if we can list it.
+            (409, Some("BucketAlreadyExists")) => {
+                let mut listing = self.list(&storage_core::Prefix::all(), ListOptions::default());
+                match listing.try_next().await {
+                    Ok(_) => Ok(false),
+                    Err(err) => Err(fail(
+                        Error::new(
+                            ErrorKind::AlreadyExists,
+                            format!(
+                                "the bucket {:?} exists and is not accessible with these credentials",
+                                self.inner.config.bucket
+                            ),
+                        )
+                        .with_source(err),
+                    )),
+                }
+            }
+            (_, code) => {
+                let (kind, retryable) = crate::error::from_status(status, code);
+                Err(fail(
+                    Error::new(
+                        kind,
+                        format!(
+                            "cannot create the bucket {:?}: {status} {}",
+                            self.inner.config.bucket,
+                            code.unwrap_or("")
+                        ),
+                    )
+                    .with_retryable(retryable),
+                ))
+            }
+        }
     }
 
     fn ctx(&self, operation: Operation, key: &str) -> impl Fn(Error) -> Error + '_ {

@@ -45,6 +45,10 @@ pub struct S3Config {
     /// Allow `http://` endpoints (local servers). Default: false.
     #[serde(default)]
     pub allow_http: bool,
+    /// Create the bucket when the provider is opened, if it does not exist
+    /// (an existing bucket of yours is fine). Default: false.
+    #[serde(default)]
+    pub create_bucket: bool,
     /// The storage class of new objects (`STANDARD_IA`, `GLACIER_IR`, ...).
     #[serde(default)]
     pub storage_class: Option<String>,
@@ -115,6 +119,7 @@ impl S3Config {
             session_token: None,
             virtual_hosted_style: false,
             allow_http: false,
+            create_bucket: false,
             storage_class: None,
             sse_kms_key_id: None,
             part_size: default_part_size(),

@@ -35,7 +35,11 @@ pub fn config_from(table: &ProviderConfig<'_>) -> Result<S3Config, ConfigError> 
 fn create(table: &ProviderConfig<'_>) -> Result<ProviderFuture, ConfigError> {
     let config = config_from(table)?;
     Ok(Box::pin(async move {
+        let create = config.create_bucket;
         let store = S3Storage::new(config)?;
+        if create && store.create_bucket().await? {
+            tracing::info!(provider = %store.config().name, bucket = %store.config().bucket, "created the bucket");
+        }
         Ok(Arc::new(store) as Arc<dyn Storage>)
     }))
 }

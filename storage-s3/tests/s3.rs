@@ -222,3 +222,53 @@ async fn a_server_that_is_not_there_is_unavailable_and_retryable() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.is_retryable());
 }
+
+async fn created_from_a_config_file(endpoint: &str, access_key: &str, secret: &str) {
+    use storage_core::config::{Config, Registry};
+    let bucket = format!(
+        "created-{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let text = format!(
+        "[providers.fresh]\ntype = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\n\
+         allow_http = true\nregion = \"us-east-1\"\naccess_key_id = \"{access_key}\"\n\
+         secret_access_key = \"{secret}\"\ncreate_bucket = true\n"
+    );
+    let config = Config::parse("storage.toml", &text).unwrap();
+    let registry = Registry::with_factories(&[&storage_s3::FACTORY]);
+    let store = registry.build(&config, "fresh").await.unwrap();
+    let key = Key::new("hello.txt").unwrap();
+    store
+        .put(&key, "in a new bucket".into(), PutOptions::default())
+        .await
+        .unwrap();
+    let bytes = store
+        .get(&key, GetOptions::default())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..], b"in a new bucket");
+    // Opening again finds the bucket already there, which is fine.
+    let again = registry.build(&config, "fresh").await.unwrap();
+    assert!(again.exists(&key).await.unwrap());
+}
+
+#[tokio::test]
+async fn create_bucket_makes_a_missing_bucket_on_moto() {
+    created_from_a_config_file(&var("STORAGE_TEST_MOTO_ENDPOINT"), "k", "s").await;
+}
+
+#[tokio::test]
+async fn create_bucket_makes_a_missing_bucket_on_s3s_fs() {
+    created_from_a_config_file(
+        &var("STORAGE_TEST_S3S_ENDPOINT"),
+        &var("STORAGE_TEST_S3S_ACCESS_KEY"),
+        &var("STORAGE_TEST_S3S_SECRET_KEY"),
+    )
+    .await;
+}
