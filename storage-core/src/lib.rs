@@ -7,6 +7,7 @@ mod capabilities;
 pub mod config;
 mod error;
 mod key;
+pub mod layers;
 pub mod manager;
 pub mod memory;
 mod object;

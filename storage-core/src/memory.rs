@@ -200,12 +200,7 @@ impl Storage for MemoryStorage {
         meta.etag = Some(self.new_etag());
         meta.last_modified = Some(SystemTime::now());
         meta.checksum = Some(Checksum::crc32c(&data));
-        let result = PutResult {
-            size: meta.size,
-            etag: meta.etag.clone(),
-            version: None,
-            checksum: meta.checksum,
-        };
+        let result = put_result(&meta);
         let mut objects = self.write();
         check_mode(&options.mode, objects.get(key.as_str())).map_err(fail)?;
         objects.insert(key.as_str().to_owned(), StoredObject { meta, data });
@@ -356,10 +351,8 @@ impl MemoryStorage {
 }
 
 fn put_result(meta: &ObjectMeta) -> PutResult {
-    PutResult {
-        size: meta.size,
-        etag: meta.etag.clone(),
-        version: meta.version.clone(),
-        checksum: meta.checksum,
-    }
+    let mut result = PutResult::new(meta.size, meta.etag.clone());
+    result.version = meta.version.clone();
+    result.checksum = meta.checksum;
+    result
 }

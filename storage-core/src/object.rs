@@ -120,6 +120,9 @@ pub struct PutResult {
     pub version: Option<String>,
     /// The checksum of what was stored, where known.
     pub checksum: Option<Checksum>,
+    /// The provider that really stored it, when a fallback layer wrote to
+    /// another provider than the one asked (`None`: the one asked).
+    pub stored_on: Option<String>,
 }
 
 impl PutResult {
@@ -130,6 +133,7 @@ impl PutResult {
             etag,
             version: None,
             checksum: None,
+            stored_on: None,
         }
     }
 }

@@ -1,0 +1,81 @@
+//! Layers: behaviour that wraps any provider.
+//!
+//! Each layer is a [`Storage`](crate::Storage) that wraps another. They can
+//! be used one by one from code, or stacked from a provider's `layers`
+//! table by [`stack`], which always composes them in this order, outermost
+//! first, so the order cannot be got wrong:
+//!
+//! | layer              | sees                                              |
+//! |--------------------|---------------------------------------------------|
+//! | [`Retry`]          | each operation; retries what the inner layers fail with a retryable error |
+//! | [`CircuitBreaker`] | each attempt; fails fast while the backend keeps failing (not retryable, so Retry stops) |
+//! | [`Timeouts`]       | each attempt; a deadline per call, a stall limit per body |
+//! | the backend        |                                                   |
+//!
+//! A timeout inside Retry makes each attempt bounded and a timed-out
+//! attempt retried; the breaker between them counts attempts, and its
+//! fast failure is final for Retry.
+
+mod breaker;
+mod retry;
+mod timeout;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+pub use breaker::{BreakerConfig, BreakerHandle, BreakerState, CircuitBreaker};
+pub use retry::{Retry, RetryConfig};
+pub use timeout::{TimeoutConfig, Timeouts};
+
+use crate::storage::Storage;
+
+/// A provider's `layers` table.
+///
+/// ```toml
+/// [providers.media.layers]
+/// timeout = { operation_ms = 10000, stall_ms = 15000 }
+/// retry = { max_attempts = 5 }
+/// circuit_breaker = { failure_rate = 0.5, window = 20 }
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LayersConfig {
+    /// Deadlines per call and per stalled body.
+    #[serde(default)]
+    pub timeout: Option<TimeoutConfig>,
+    /// Retries of retryable failures.
+    #[serde(default)]
+    pub retry: Option<RetryConfig>,
+    /// Fail fast while the backend keeps failing.
+    #[serde(default)]
+    pub circuit_breaker: Option<BreakerConfig>,
+}
+
+/// What [`stack`] built, with handles on stateful layers.
+#[derive(Debug, Clone)]
+pub struct Stacked {
+    /// The provider with its layers.
+    pub storage: Arc<dyn Storage>,
+    /// The circuit breaker's handle, if there is one.
+    pub breaker: Option<BreakerHandle>,
+}
+
+/// Wraps `backend` in the layers `config` asks for, in the fixed order.
+pub fn stack(backend: Arc<dyn Storage>, config: &LayersConfig) -> Stacked {
+    let mut storage = backend;
+    if let Some(timeout) = &config.timeout {
+        storage = Arc::new(Timeouts::new(storage, timeout.clone()));
+    }
+    let mut breaker = None;
+    if let Some(breaker_config) = &config.circuit_breaker {
+        let layer = CircuitBreaker::new(storage, breaker_config.clone());
+        breaker = Some(layer.handle());
+        storage = Arc::new(layer);
+    }
+    if let Some(retry) = &config.retry {
+        storage = Arc::new(Retry::new(storage, retry.clone()));
+    }
+    Stacked { storage, breaker }
+}
