@@ -37,6 +37,10 @@ struct Cli {
     /// Log what happens (-v info, -vv debug, -vvv trace) to stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Print each provider's metrics (operations, errors, bytes, latency
+    /// percentiles) to stderr at the end.
+    #[arg(long, global = true)]
+    stats: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -236,6 +240,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         providers,
         json: cli.json,
     };
+    let stats = cli.stats;
     let result = match cli.command {
         Command::Ls(args) => {
             inspect::ls(
@@ -303,6 +308,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Providers | Command::Doctor | Command::Serve(_) => Ok(()),
     };
+    if stats {
+        output::print_metrics(&context.providers);
+    }
     result.map_err(|e| e.to_string())
 }
 

@@ -52,6 +52,42 @@ pub(crate) fn unix_seconds(time: Option<SystemTime>) -> Option<u64> {
         .map(|d| d.as_secs())
 }
 
+/// Each provider's metrics, one line per operation, on stderr.
+pub(crate) fn print_metrics(providers: &storage::config::Providers) {
+    for (name, _) in providers.iter() {
+        let Some(snapshot) = providers.metrics(name) else {
+            continue;
+        };
+        if snapshot.operations.is_empty() {
+            continue;
+        }
+        eprintln!(
+            "{name}: {} in, {} out",
+            human_size(snapshot.bytes_in),
+            human_size(snapshot.bytes_out)
+        );
+        for (operation, figures) in &snapshot.operations {
+            let errors: Vec<String> = figures
+                .errors
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect();
+            eprintln!(
+                "  {operation:<8} {:>6} ops  p50 {:>8.1?}  p90 {:>8.1?}  p99 {:>8.1?}{}",
+                figures.count,
+                figures.p50,
+                figures.p90,
+                figures.p99,
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("  errors: {}", errors.join(", "))
+                }
+            );
+        }
+    }
+}
+
 /// A byte progress bar on a terminal; hidden otherwise (pipes, CI, --json).
 pub(crate) fn progress(total: Option<u64>, json: bool) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {

@@ -337,3 +337,17 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn stats_prints_each_providers_operations_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.bin"), vec![1u8; 5000]).unwrap();
+    let out = storage(dir.path(), &["put", "--stats", "f.bin", "s/f.bin"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("local: 4.9 KiB in, 0 B out"), "{stderr}");
+    assert!(
+        stderr.contains("put") && stderr.contains("1 ops"),
+        "{stderr}"
+    );
+}

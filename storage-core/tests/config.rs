@@ -183,3 +183,44 @@ fn debug_output_of_a_config_holds_no_values() {
         "{printed}"
     );
 }
+
+#[test]
+fn a_mistake_in_a_layers_table_is_placed_and_named() {
+    insta::assert_snapshot!(error(
+        "[providers.m]\ntype = \"memory\"\n\n[providers.m.layers]\nretry = { max_attempts = 3, backof = 5 }\n"
+    ));
+}
+
+#[tokio::test]
+async fn a_layers_table_wraps_the_built_provider() {
+    let text = "[providers.m]\ntype = \"memory\"\n[providers.m.layers]\nretry = { max_attempts = 3 }\n\
+                timeout = { operation_ms = 1000, stall_ms = 1000 }\n\
+                circuit_breaker = { failure_rate = 0.5, window = 10, min_calls = 5, open_ms = 100 }\n";
+    let config = Config::parse_with("storage.toml", text, &env).unwrap();
+    let providers = Registry::new().build_all(&config).await.unwrap();
+    let store = providers.get("m").unwrap();
+    store
+        .put(
+            &storage_core::Key::new("k").unwrap(),
+            "v".into(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let debug = format!("{store:?}");
+    for layer in [
+        "Audit",
+        "Metrics",
+        "Retry",
+        "CircuitBreaker",
+        "Timeouts",
+        "MemoryStorage",
+    ] {
+        assert!(debug.contains(layer), "{layer} missing from {debug}");
+    }
+    assert_eq!(providers.metrics("m").unwrap().operations["put"].count, 1);
+    assert_eq!(
+        providers.breaker_state("m"),
+        Some(storage_core::layers::BreakerState::Closed)
+    );
+}

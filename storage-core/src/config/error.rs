@@ -44,6 +44,12 @@ impl ConfigError {
         self
     }
 
+    /// Says the mistake is in the provider's `layers` table.
+    pub(crate) fn in_layers(mut self) -> Self {
+        self.message = format!("in layers: {}", self.message);
+        self
+    }
+
     /// Replaces every occurrence of each secret with `***`.
     pub(crate) fn masked(mut self, secrets: &[String]) -> Self {
         for secret in secrets.iter().filter(|s| s.len() >= 4) {

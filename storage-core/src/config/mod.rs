@@ -418,12 +418,22 @@ impl Config {
             // The built-in fallback has no file position to point to.
             None => Spanned::new(0..0, DeValue::Table(DeTable::new())),
         };
+        let mut layers_value = None;
         if let DeValue::Table(table) = value.get_mut() {
             table.remove("type");
+            layers_value = table.remove("layers");
         }
+        // The `layers` table belongs to the registry, not to the backend.
+        let layers = match layers_value {
+            Some(layers) => ProviderConfig::new(name, layers, &self.source, &secrets)
+                .parse::<crate::layers::LayersConfig>()
+                .map_err(|err| err.in_layers())?,
+            None => crate::layers::LayersConfig::default(),
+        };
         let view = ProviderEntryView {
             type_name: &entry.type_name,
             type_offset: entry.type_offset,
+            layers,
         };
         let config = ProviderConfig::new(name, value, &self.source, &secrets);
         work(config, &view)
@@ -434,6 +444,7 @@ impl Config {
 pub(crate) struct ProviderEntryView<'a> {
     pub(crate) type_name: &'a str,
     pub(crate) type_offset: usize,
+    pub(crate) layers: crate::layers::LayersConfig,
 }
 
 fn providers_names(providers: &BTreeMap<String, ProviderEntry>) -> Vec<String> {

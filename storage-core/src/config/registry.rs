@@ -33,6 +33,7 @@ use crate::config::error::ConfigError;
 use crate::config::source::Source;
 use crate::config::{Config, ProviderEntryView};
 use crate::error::{Error, Result};
+use crate::layers::{BreakerState, MetricsSnapshot, Stacked, stack};
 use crate::storage::Storage;
 
 /// What a factory returns: the provider, opened when awaited.
@@ -222,25 +223,37 @@ impl Registry {
         Ok(())
     }
 
-    /// Builds the provider `name`.
+    /// Builds the provider `name`, wrapped in the layers of its `layers`
+    /// table (metrics and audit when it has none; see
+    /// [`layers`](crate::layers)).
     pub async fn build(&self, config: &Config, name: &str) -> Result<Arc<dyn Storage>> {
-        let future = config.with_provider_table(name, |table, view| {
+        Ok(self.build_stacked(config, name).await?.storage)
+    }
+
+    /// As [`build`](Self::build), with handles on the stateful layers.
+    pub async fn build_stacked(&self, config: &Config, name: &str) -> Result<Stacked> {
+        let (future, layers) = config.with_provider_table(name, |table, view| {
             let factory = self.factory(config, view, name)?;
-            (factory.create)(&table)
+            Ok(((factory.create)(&table)?, view.layers.clone()))
         })?;
-        future.await
+        let backend = future.await?;
+        Ok(stack(backend, &layers))
     }
 
     /// Builds every configured provider.
     pub async fn build_all(&self, config: &Config) -> Result<Providers> {
         self.check(config)?;
         let mut providers = BTreeMap::new();
+        let mut stacks = BTreeMap::new();
         for (name, _) in config.providers() {
-            providers.insert(name.to_owned(), self.build(config, name).await?);
+            let stacked = self.build_stacked(config, name).await?;
+            providers.insert(name.to_owned(), stacked.storage.clone());
+            stacks.insert(name.to_owned(), stacked);
         }
         Ok(Providers {
             default: config.default_provider().to_owned(),
             providers,
+            stacks,
         })
     }
 }
@@ -250,6 +263,7 @@ impl Registry {
 pub struct Providers {
     default: String,
     providers: BTreeMap<String, Arc<dyn Storage>>,
+    stacks: BTreeMap<String, Stacked>,
 }
 
 impl Providers {
@@ -265,7 +279,27 @@ impl Providers {
                 format!("the default provider {default:?} is not among the providers"),
             ));
         }
-        Ok(Self { default, providers })
+        Ok(Self {
+            default,
+            providers,
+            stacks: BTreeMap::new(),
+        })
+    }
+
+    /// The metrics of the provider `name`, if it records them.
+    pub fn metrics(&self, name: &str) -> Option<MetricsSnapshot> {
+        self.stacks
+            .get(name)
+            .and_then(|s| s.metrics.as_ref())
+            .map(|recorder| recorder.snapshot())
+    }
+
+    /// The circuit breaker state of the provider `name`, if it has one.
+    pub fn breaker_state(&self, name: &str) -> Option<BreakerState> {
+        self.stacks
+            .get(name)
+            .and_then(|s| s.breaker.as_ref())
+            .map(|handle| handle.state())
     }
 
     /// The provider called `name`, or an `InvalidConfig` error listing the

@@ -7,6 +7,8 @@
 //!
 //! | layer              | sees                                              |
 //! |--------------------|---------------------------------------------------|
+//! | [`Audit`]          | each operation as the caller made it, with its final outcome |
+//! | [`Metrics`]        | each operation: counts, errors by kind, bytes, latency including retries |
 //! | [`Retry`]          | each operation; retries what the inner layers fail with a retryable error |
 //! | [`CircuitBreaker`] | each attempt; fails fast while the backend keeps failing (not retryable, so Retry stops) |
 //! | [`Timeouts`]       | each attempt; a deadline per call, a stall limit per body |
@@ -17,6 +19,7 @@
 //! fast failure is final for Retry.
 
 mod breaker;
+mod observe;
 mod retry;
 mod timeout;
 
@@ -25,6 +28,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 pub use breaker::{BreakerConfig, BreakerHandle, BreakerState, CircuitBreaker};
+pub use observe::{
+    Audit, Metrics, MetricsRecorder, MetricsSnapshot, OperationMetrics, with_caller,
+};
 pub use retry::{Retry, RetryConfig};
 pub use timeout::{TimeoutConfig, Timeouts};
 
@@ -38,7 +44,7 @@ use crate::storage::Storage;
 /// retry = { max_attempts = 5 }
 /// circuit_breaker = { failure_rate = 0.5, window = 20 }
 /// ```
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct LayersConfig {
@@ -51,6 +57,29 @@ pub struct LayersConfig {
     /// Fail fast while the backend keeps failing.
     #[serde(default)]
     pub circuit_breaker: Option<BreakerConfig>,
+    /// Record metrics (default: true).
+    #[serde(default = "default_true")]
+    pub metrics: bool,
+    /// Log an audit event per operation (default: true).
+    #[serde(default = "default_true")]
+    pub audit: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for LayersConfig {
+    /// Metrics and audit on; no timeouts, retries or breaker.
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            retry: None,
+            circuit_breaker: None,
+            metrics: true,
+            audit: true,
+        }
+    }
 }
 
 /// What [`stack`] built, with handles on stateful layers.
@@ -60,6 +89,8 @@ pub struct Stacked {
     pub storage: Arc<dyn Storage>,
     /// The circuit breaker's handle, if there is one.
     pub breaker: Option<BreakerHandle>,
+    /// The metrics recorder, if metrics are on.
+    pub metrics: Option<Arc<MetricsRecorder>>,
 }
 
 /// Wraps `backend` in the layers `config` asks for, in the fixed order.
@@ -77,5 +108,18 @@ pub fn stack(backend: Arc<dyn Storage>, config: &LayersConfig) -> Stacked {
     if let Some(retry) = &config.retry {
         storage = Arc::new(Retry::new(storage, retry.clone()));
     }
-    Stacked { storage, breaker }
+    let mut metrics = None;
+    if config.metrics {
+        let layer = Metrics::new(storage);
+        metrics = Some(layer.recorder());
+        storage = Arc::new(layer);
+    }
+    if config.audit {
+        storage = Arc::new(Audit::new(storage));
+    }
+    Stacked {
+        storage,
+        breaker,
+        metrics,
+    }
 }
