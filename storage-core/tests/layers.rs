@@ -136,3 +136,132 @@ async fn stack_puts_audit_and_metrics_around_everything_by_default() {
     assert_eq!(recorder.snapshot().operations["put"].count, 1);
     assert!(stacked.breaker.is_none());
 }
+
+mod validation {
+    use super::*;
+    use storage_core::config::ByteSize;
+    use storage_core::layers::{Scanner, Upload, Validation, ValidationConfig};
+
+    /// The start of a Linux executable.
+    const ELF: &[u8] = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00";
+
+    fn config() -> ValidationConfig {
+        let mut config = ValidationConfig::default();
+        config.max_size = Some(ByteSize(1 << 20));
+        config.allowed_content_types = vec!["image/*".into(), "application/pdf".into()];
+        config.allowed_extensions = vec!["png".into(), "jpg".into(), "pdf".into()];
+        config
+    }
+
+    async fn refused(
+        store: &dyn Storage,
+        key: &str,
+        body: storage_core::Body,
+        content_type: &str,
+    ) -> String {
+        let key = Key::new(key).unwrap();
+        let err = store
+            .put(
+                &key,
+                body,
+                PutOptions::default().with_content_type(content_type),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            !store.exists(&key).await.unwrap(),
+            "a refused upload was stored"
+        );
+        err.to_string()
+    }
+
+    #[tokio::test]
+    async fn an_executable_declared_as_png_is_refused_and_not_stored() {
+        let store = Validation::new(MemoryStorage::new(), config());
+        let mut bytes = ELF.to_vec();
+        bytes.resize(4096, 0);
+        let err = refused(&store, "avatar.png", bytes.clone().into(), "image/png").await;
+        assert!(
+            err.contains("declared image/png but its bytes are application/x-executable"),
+            "{err}"
+        );
+        // Streamed too.
+        let streamed = storage_core::Body::from_stream(futures::stream::iter([Ok(
+            storage_core::Bytes::from(bytes),
+        )]));
+        let err = refused(&store, "avatar2.png", streamed, "image/png").await;
+        assert!(err.contains("application/x-executable"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn size_type_and_extension_limits_are_enforced() {
+        let store = Validation::new(MemoryStorage::new(), config());
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        store
+            .put(
+                &Key::new("ok.png").unwrap(),
+                png.clone().into(),
+                PutOptions::default().with_content_type("image/png"),
+            )
+            .await
+            .unwrap();
+        let err = refused(&store, "tool.exe", png.clone().into(), "image/png").await;
+        assert!(err.contains("extension \"exe\" is not allowed"), "{err}");
+        let err = refused(&store, "notes.pdf", "plain text".into(), "text/plain").await;
+        assert!(
+            err.contains("content type text/plain is not allowed"),
+            "{err}"
+        );
+        let big = futures::stream::iter(
+            (0..3).map(|_| Ok(storage_core::Bytes::from(vec![0u8; 600_000]))),
+        );
+        let err = refused(
+            &store,
+            "huge.png",
+            storage_core::Body::from_stream(big),
+            "image/png",
+        )
+        .await;
+        assert!(err.contains("larger than the 1048576-byte limit"), "{err}");
+    }
+
+    #[derive(Debug)]
+    struct RefusesEicar;
+
+    #[storage_core::async_trait]
+    impl Scanner for RefusesEicar {
+        async fn scan(&self, upload: &Upload<'_>) -> storage_core::Result<()> {
+            let content = std::fs::read(upload.path).unwrap();
+            if content.windows(5).any(|w| w == b"EICAR") {
+                return Err(storage_core::Error::new(
+                    ErrorKind::PermissionDenied,
+                    "malware found: EICAR test signature",
+                ));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_scanner_sees_the_whole_upload_and_can_refuse_it() {
+        let store = Validation::new(MemoryStorage::new(), ValidationConfig::default())
+            .with_scanner(Arc::new(RefusesEicar));
+        let mut infected = vec![b'x'; 3 << 20];
+        infected.extend_from_slice(b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE");
+        let err = refused(&store, "report.pdf", infected.into(), "application/pdf").await;
+        assert!(err.contains("malware found"), "{err}");
+        let clean = Key::new("clean.bin").unwrap();
+        store
+            .put(&clean, vec![1u8; 3 << 20].into(), PutOptions::default())
+            .await
+            .unwrap();
+        let bytes = store
+            .get(&clean, GetOptions::default())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(bytes.len(), 3 << 20);
+    }
+}

@@ -9,6 +9,7 @@
 //! |--------------------|---------------------------------------------------|
 //! | [`Audit`]          | each operation as the caller made it, with its final outcome |
 //! | [`Metrics`]        | each operation: counts, errors by kind, bytes, latency including retries |
+//! | [`Validation`]     | each upload, whole, before any attempt to store it |
 //! | [`Retry`]          | each operation; retries what the inner layers fail with a retryable error |
 //! | [`CircuitBreaker`] | each attempt; fails fast while the backend keeps failing (not retryable, so Retry stops) |
 //! | [`Timeouts`]       | each attempt; a deadline per call, a stall limit per body |
@@ -22,6 +23,7 @@ mod breaker;
 mod observe;
 mod retry;
 mod timeout;
+mod validation;
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ pub use observe::{
 };
 pub use retry::{Retry, RetryConfig};
 pub use timeout::{TimeoutConfig, Timeouts};
+pub use validation::{Scanner, Upload, Validation, ValidationConfig};
 
 use crate::storage::Storage;
 
@@ -43,6 +46,7 @@ use crate::storage::Storage;
 /// timeout = { operation_ms = 10000, stall_ms = 15000 }
 /// retry = { max_attempts = 5 }
 /// circuit_breaker = { failure_rate = 0.5, window = 20 }
+/// validation = { max_size = "25MB", allowed_content_types = ["image/*"] }
 /// ```
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +61,10 @@ pub struct LayersConfig {
     /// Fail fast while the backend keeps failing.
     #[serde(default)]
     pub circuit_breaker: Option<BreakerConfig>,
+    /// Checks on uploads. A scanner hook is added from code
+    /// ([`Validation::with_scanner`]).
+    #[serde(default)]
+    pub validation: Option<ValidationConfig>,
     /// Record metrics (default: true).
     #[serde(default = "default_true")]
     pub metrics: bool,
@@ -76,6 +84,7 @@ impl Default for LayersConfig {
             timeout: None,
             retry: None,
             circuit_breaker: None,
+            validation: None,
             metrics: true,
             audit: true,
         }
@@ -107,6 +116,9 @@ pub fn stack(backend: Arc<dyn Storage>, config: &LayersConfig) -> Stacked {
     }
     if let Some(retry) = &config.retry {
         storage = Arc::new(Retry::new(storage, retry.clone()));
+    }
+    if let Some(validation) = &config.validation {
+        storage = Arc::new(Validation::new(storage, validation.clone()));
     }
     let mut metrics = None;
     if config.metrics {
