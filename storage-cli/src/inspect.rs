@@ -301,6 +301,12 @@ pub(crate) async fn doctor(
         match registry.build(config, name).await {
             Ok(store) => {
                 rows.push((name.to_owned(), "open", Check::Ok(String::new())));
+                let started = std::time::Instant::now();
+                let health = match store.health().await {
+                    Ok(()) => Check::Ok(format!("answered in {:.1?}", started.elapsed())),
+                    Err(err) => Check::Failed(err.to_string()),
+                };
+                rows.push((name.to_owned(), "health", health));
                 for (step, check) in probe(&*store).await {
                     rows.push((name.to_owned(), step, check));
                 }

@@ -227,7 +227,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Providers => return inspect::providers(&config, &registry, cli.json),
         Command::Doctor => return inspect::doctor(&config, &registry, cli.json).await,
         #[cfg(feature = "local")]
-        Command::Serve(args) => return serve::serve(&config, args.provider, args.listen).await,
+        Command::Serve(args) => {
+            return serve::serve(&config, &registry, args.provider, args.listen).await;
+        }
         #[cfg(not(feature = "local"))]
         Command::Serve(_) => return Err("this build has no local backend to serve".into()),
         _ => {}

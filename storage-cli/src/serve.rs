@@ -1,12 +1,51 @@
 //! `storage serve`: the local backend's presigned GET/PUT server.
 
-use storage::config::Config;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::json;
+use storage::config::{Config, Providers, Registry};
 use storage_local::LocalStorage;
+
+/// `GET /health`: each configured provider, its backend type, whether a
+/// probe answered, and its circuit breaker's state; 503 if any is down.
+async fn health(
+    State(served): State<Arc<(Config, Providers)>>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let (config, providers) = &*served;
+    let mut all_up = true;
+    let mut report = Vec::new();
+    for (name, provider) in providers.iter() {
+        let probe = provider.health().await;
+        all_up &= probe.is_ok();
+        report.push(json!({
+            "name": name,
+            "backend": config.provider_type(name),
+            "state": if probe.is_ok() { "up" } else { "down" },
+            "error": probe.err().map(|e| e.to_string()),
+            "breaker": providers.breaker_state(name).map(|s| format!("{s:?}").to_lowercase()),
+        }));
+    }
+    let status = if all_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "status": if all_up { "up" } else { "degraded" }, "providers": report });
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+}
 
 /// Serves the presigned URLs of the local provider `name` (default: the
 /// default provider) until Ctrl-C.
 pub(crate) async fn serve(
     config: &Config,
+    registry: &Registry,
     name: Option<String>,
     listen: Option<String>,
 ) -> Result<(), String> {
@@ -40,7 +79,16 @@ pub(crate) async fn serve(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let app = storage_local::router(store).map_err(|e| e.to_string())?;
+    let providers = registry
+        .build_all(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let health_route = axum::Router::new()
+        .route("/health", get(health))
+        .with_state(Arc::new((config.clone(), providers)));
+    let app = storage_local::router(store)
+        .map_err(|e| e.to_string())?
+        .merge(health_route);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;

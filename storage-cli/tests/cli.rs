@@ -311,6 +311,16 @@ fn a_presigned_url_from_the_command_works_against_storage_serve() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(ready, "storage serve did not start listening");
+        let health = http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let health: serde_json::Value = health.json().await.unwrap();
+        assert_eq!(health["status"], "up");
+        assert_eq!(health["providers"][0]["name"], "files");
+        assert_eq!(health["providers"][0]["backend"], "local");
         let got = http.get(url.trim()).send().await.unwrap();
         assert_eq!(got.status(), 200);
         assert_eq!(got.bytes().await.unwrap().len(), 70_000);

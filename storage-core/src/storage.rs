@@ -148,6 +148,15 @@ pub trait Storage: Debug + Send + Sync + 'static {
         ))
     }
 
+    /// A cheap real probe of the backend: `Ok` if it answers. The default
+    /// asks whether a key that nobody writes exists (one HEAD or `stat`);
+    /// backends with a cheaper health call may override it. Nothing is
+    /// written.
+    async fn health(&self) -> Result<()> {
+        let probe = Key::new(".storage-health-probe").map_err(Error::from)?;
+        self.exists(&probe).await.map(drop)
+    }
+
     /// Signs a request that lets a client without credentials GET or PUT
     /// the object at `key` until `expires_in` from now.
     ///
@@ -228,6 +237,9 @@ macro_rules! forward_storage {
                 options: PresignOptions,
             ) -> Result<PresignedRequest> {
                 (**self).presign(method, key, expires_in, options).await
+            }
+            async fn health(&self) -> Result<()> {
+                (**self).health().await
             }
         }
     };

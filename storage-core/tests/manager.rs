@@ -250,3 +250,12 @@ async fn a_layout_value_that_is_missing_or_not_one_segment_is_refused() {
     let stored = manager.store(&spec, "x".into()).await.unwrap();
     assert_eq!(stored.key.as_str(), "t/1/a.png");
 }
+
+#[tokio::test]
+async fn health_probes_every_provider() {
+    let manager = manager(ROUTED).await;
+    let report = manager.health().await;
+    let names: Vec<&str> = report.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["acme", "docs", "general", "media"]);
+    assert!(report.iter().all(|h| h.healthy && h.error.is_none()));
+}

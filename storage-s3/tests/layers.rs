@@ -307,3 +307,80 @@ async fn a_one_shot_stream_is_not_retried_and_says_so() {
     );
     assert_eq!(proxy.requests(), 1, "a one-shot stream was sent twice");
 }
+
+#[tokio::test]
+async fn fallback_serves_reads_and_takes_writes_while_the_primary_is_down() {
+    use storage_core::config::{Config, Registry};
+    use storage_core::manager::{ArtifactSpec, Manager};
+
+    let proxy = FaultProxy::start(&var("STORAGE_TEST_MOTO_ENDPOINT"), Faults::default()).await;
+    let bucket = var("STORAGE_TEST_S3_BUCKET");
+    // The primary reaches moto through the proxy, the backup directly: the
+    // same bucket, as a replicated backup would hold the same data.
+    let text = format!(
+        "default = \"primary\"\n\
+         [providers.primary]\ntype = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{}\"\nallow_http = true\n\
+         region = \"us-east-1\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\nmax_retries = 0\n\
+         [providers.primary.layers]\nfallback = {{ providers = [\"backup\"], writes = true }}\n\
+         [providers.backup]\ntype = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{}\"\nallow_http = true\n\
+         region = \"us-east-1\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n",
+        proxy.url,
+        var("STORAGE_TEST_MOTO_ENDPOINT")
+    );
+    let config = Config::parse("storage.toml", &text).unwrap();
+    let registry = Registry::with_factories(&[&storage_s3::FACTORY]);
+    let manager = Manager::from_config(&config, &registry).await.unwrap();
+    let board = unique("board").replace('/', "-");
+
+    let before = manager
+        .store(
+            &ArtifactSpec::new("t", "doc", &board, "before"),
+            "stored while up".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(before.provider, "primary");
+
+    proxy.set_down(true);
+    let read = manager
+        .open(&before, GetOptions::default())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        &read[..],
+        b"stored while up",
+        "the fallback did not serve the read"
+    );
+    let during = manager
+        .store(
+            &ArtifactSpec::new("t", "doc", &board, "during"),
+            "stored while down".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        during.provider, "backup",
+        "the reference must name where the data went"
+    );
+    let read = manager
+        .open(&during, GetOptions::default())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&read[..], b"stored while down");
+
+    proxy.set_down(false);
+    let after = manager
+        .store(
+            &ArtifactSpec::new("t", "doc", &board, "after"),
+            "stored when back".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.provider, "primary");
+}

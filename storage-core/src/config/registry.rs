@@ -33,7 +33,7 @@ use crate::config::error::ConfigError;
 use crate::config::source::Source;
 use crate::config::{Config, ProviderEntryView};
 use crate::error::{Error, Result};
-use crate::layers::{BreakerState, MetricsSnapshot, Stacked, stack};
+use crate::layers::{BreakerState, Fallback, FallbackConfig, MetricsSnapshot, Stacked, stack};
 use crate::storage::Storage;
 
 /// What a factory returns: the provider, opened when awaited.
@@ -231,24 +231,64 @@ impl Registry {
     }
 
     /// As [`build`](Self::build), with handles on the stateful layers.
+    /// A fallback layer needs the other providers: only
+    /// [`build_all`](Self::build_all) applies it.
     pub async fn build_stacked(&self, config: &Config, name: &str) -> Result<Stacked> {
+        Ok(self.build_with_fallback(config, name).await?.0)
+    }
+
+    async fn build_with_fallback(
+        &self,
+        config: &Config,
+        name: &str,
+    ) -> Result<(Stacked, Option<FallbackConfig>)> {
         let (future, layers) = config.with_provider_table(name, |table, view| {
             let factory = self.factory(config, view, name)?;
             Ok(((factory.create)(&table)?, view.layers.clone()))
         })?;
         let backend = future.await?;
-        Ok(stack(backend, &layers))
+        Ok((stack(backend, &layers), layers.fallback.clone()))
     }
 
-    /// Builds every configured provider.
+    /// Builds every configured provider, then puts the fallback layers
+    /// (which need the other providers) around those that ask for one.
     pub async fn build_all(&self, config: &Config) -> Result<Providers> {
         self.check(config)?;
         let mut providers = BTreeMap::new();
         let mut stacks = BTreeMap::new();
+        let mut fallbacks = Vec::new();
         for (name, _) in config.providers() {
-            let stacked = self.build_stacked(config, name).await?;
+            let (stacked, fallback) = self.build_with_fallback(config, name).await?;
             providers.insert(name.to_owned(), stacked.storage.clone());
             stacks.insert(name.to_owned(), stacked);
+            if let Some(fallback) = fallback {
+                fallbacks.push((name.to_owned(), fallback));
+            }
+        }
+        for (name, fallback) in fallbacks {
+            let mut others = Vec::new();
+            for other in &fallback.providers {
+                let store = providers.get(other).cloned().ok_or_else(|| {
+                    Error::new(
+                        crate::ErrorKind::InvalidConfig,
+                        format!(
+                            "provider {name:?}: its fallback {other:?} is not a configured provider"
+                        ),
+                    )
+                })?;
+                if *other == name {
+                    return Err(Error::new(
+                        crate::ErrorKind::InvalidConfig,
+                        format!("provider {name:?} names itself as its fallback"),
+                    ));
+                }
+                others.push(store);
+            }
+            if let Some(primary) = providers.get(&name).cloned() {
+                let wrapped: Arc<dyn Storage> =
+                    Arc::new(Fallback::new(primary, others, fallback.writes));
+                providers.insert(name, wrapped);
+            }
         }
         Ok(Providers {
             default: config.default_provider().to_owned(),

@@ -10,6 +10,7 @@
 //! | [`Audit`]          | each operation as the caller made it, with its final outcome |
 //! | [`Metrics`]        | each operation: counts, errors by kind, bytes, latency including retries |
 //! | [`Validation`]     | each upload, whole, before any attempt to store it |
+//! | [`Fallback`]       | each operation; sends it to the next provider (with its own layers) when this one is down |
 //! | [`Retry`]          | each operation; retries what the inner layers fail with a retryable error |
 //! | [`CircuitBreaker`] | each attempt; fails fast while the backend keeps failing (not retryable, so Retry stops) |
 //! | [`Timeouts`]       | each attempt; a deadline per call, a stall limit per body |
@@ -20,6 +21,7 @@
 //! fast failure is final for Retry.
 
 mod breaker;
+mod fallback;
 mod observe;
 mod retry;
 mod timeout;
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 pub use breaker::{BreakerConfig, BreakerHandle, BreakerState, CircuitBreaker};
+pub use fallback::{Fallback, FallbackConfig};
 pub use observe::{
     Audit, Metrics, MetricsRecorder, MetricsSnapshot, OperationMetrics, with_caller,
 };
@@ -65,6 +68,10 @@ pub struct LayersConfig {
     /// ([`Validation::with_scanner`]).
     #[serde(default)]
     pub validation: Option<ValidationConfig>,
+    /// Other providers that serve reads (and writes, if asked) while this
+    /// one is down. Applied by the registry once every provider is built.
+    #[serde(default)]
+    pub fallback: Option<FallbackConfig>,
     /// Record metrics (default: true).
     #[serde(default = "default_true")]
     pub metrics: bool,
@@ -85,6 +92,7 @@ impl Default for LayersConfig {
             retry: None,
             circuit_breaker: None,
             validation: None,
+            fallback: None,
             metrics: true,
             audit: true,
         }

@@ -145,6 +145,22 @@ impl ArtifactSpec {
     }
 }
 
+/// One provider's answer to a health probe.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProviderHealth {
+    /// The provider's name.
+    pub name: String,
+    /// Whether it answered.
+    pub healthy: bool,
+    /// Why not, if not.
+    pub error: Option<String>,
+    /// How long the probe took.
+    pub latency: Duration,
+    /// Its circuit breaker's state, if it has one.
+    pub breaker: Option<crate::layers::BreakerState>,
+}
+
 /// What the application is asked to allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -226,6 +242,23 @@ impl Manager {
         &self.providers
     }
 
+    /// Probes every provider ([`Storage::health`]), in name order.
+    pub async fn health(&self) -> Vec<ProviderHealth> {
+        let mut report = Vec::new();
+        for (name, provider) in self.providers.iter() {
+            let started = std::time::Instant::now();
+            let result = provider.health().await;
+            report.push(ProviderHealth {
+                name: name.to_owned(),
+                healthy: result.is_ok(),
+                error: result.err().map(|e| e.to_string()),
+                latency: started.elapsed(),
+                breaker: self.providers.breaker_state(name),
+            });
+        }
+        report
+    }
+
     /// The key an artifact gets.
     pub fn key_for(&self, artifact: &ArtifactSpec) -> Result<Key> {
         let text = self
@@ -292,6 +325,8 @@ impl Manager {
         }
         let written = provider.put(&key, body, options).await?;
         tracing::debug!(provider = %provider_name, key = %key, size = written.size, "stored artifact");
+        // A fallback layer may have stored it elsewhere: record where.
+        let provider_name = written.stored_on.clone().unwrap_or(provider_name);
         let mut reference = ArtifactRef::new(provider_name, key, written.size);
         reference.content_type = Some(content_type);
         reference.checksum = written.checksum.map(|c| c.to_string());
