@@ -1,6 +1,6 @@
 //! Layers: behaviour that wraps any provider.
 //!
-//! Each layer is a [`Storage`](crate::Storage) that wraps another. They can
+//! Each layer is a [`Storage`] that wraps another. They can
 //! be used one by one from code, or stacked from a provider's `layers`
 //! table by [`stack`], which always composes them in this order, outermost
 //! first, so the order cannot be got wrong:
