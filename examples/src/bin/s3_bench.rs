@@ -133,6 +133,27 @@ async fn theirs_large(
     Ok((up, start.elapsed()))
 }
 
+/// 100 objects of 1 MiB put and read back, one at a time.
+async fn one_mib_round_trips(
+    store: &dyn Storage,
+    prefix: &str,
+    body: &Bytes,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    for i in 0..100 {
+        let key = Key::new(format!("{prefix}/{i:03}"))?;
+        store
+            .put(&key, Body::Bytes(body.clone()), PutOptions::default())
+            .await?;
+        store
+            .get(&key, GetOptions::default())
+            .await?
+            .bytes()
+            .await?;
+    }
+    Ok(start.elapsed())
+}
+
 fn best(times: &[Duration]) -> Duration {
     times.iter().copied().min().unwrap_or_default()
 }
@@ -193,6 +214,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    // The layers' cost: the same client bare and with every layer on.
+    let layered_config = {
+        let mut config = storage::layers::LayersConfig::default();
+        config.timeout = Some(storage::layers::TimeoutConfig::default());
+        config.retry = Some(storage::layers::RetryConfig::default());
+        config.circuit_breaker = Some(storage::layers::BreakerConfig::default());
+        config
+    };
+    let layered = storage::layers::stack(Arc::new(ours.clone()), &layered_config).storage;
+    let (mut bare_times, mut layered_times) = (vec![], vec![]);
+    for round in 0..ROUNDS {
+        let layered_first = round % 2 == 1;
+        for side in [layered_first, !layered_first] {
+            if side {
+                layered_times.push(
+                    one_mib_round_trips(&*layered, &format!("bench/layered-{round}"), &chunk)
+                        .await?,
+                );
+            } else {
+                bare_times.push(
+                    one_mib_round_trips(&ours, &format!("bench/bare-{round}"), &chunk).await?,
+                );
+            }
+        }
+    }
+    let (bare, with_layers) = (best(&bare_times), best(&layered_times));
     let rows = [
         (
             "1,000 x 64 KiB put + get, 16 at a time",
@@ -216,6 +263,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ours.as_secs_f64() / theirs.as_secs_f64()
         );
     }
+    println!(
+        "\n| 100 x 1 MiB put + get, one at a time, best of {ROUNDS} | bare | all layers | ratio |\n|---|---|---|---|\n| storage-s3 | {:.3} s | {:.3} s | {:.3} |",
+        bare.as_secs_f64(),
+        with_layers.as_secs_f64(),
+        with_layers.as_secs_f64() / bare.as_secs_f64()
+    );
     Ok(())
 }
 
