@@ -169,11 +169,7 @@ impl S3Storage {
             })?;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        let code = text
-            .split("<Code>")
-            .nth(1)
-            .and_then(|rest| rest.split("</Code>").next())
-            .map(str::to_owned);
+        let code = crate::error::error_code(&text);
         match (status, code.as_deref()) {
             (200..=299, _) => Ok(true),
             (409, Some("BucketAlreadyOwnedByYou")) => Ok(false),

@@ -104,7 +104,7 @@ fn response_status(text: &str) -> Option<u16> {
 }
 
 /// The `<Code>` of an S3 XML error body.
-fn error_code(body: &str) -> Option<String> {
+pub(crate) fn error_code(body: &str) -> Option<String> {
     let start = body.find("<Code>")? + "<Code>".len();
     let end = body[start..].find("</Code>")? + start;
     Some(body[start..end].trim().to_owned())

@@ -59,6 +59,8 @@ pub use route::{
 pub use source::Position;
 
 use interpolate::{InterpolationError, interpolate};
+/// Content-type globs, shared by routes and the validation layer.
+pub(crate) use route::content_type_matches;
 use source::Source;
 
 /// The name the auto-detected configuration is reported under.

@@ -165,7 +165,9 @@ impl RouteCondition {
     }
 }
 
-fn content_type_matches(glob: &str, content_type: &str) -> bool {
+/// Whether `content_type` (parameters ignored, any case) matches `glob`
+/// (`video/*`, `*/*`, `image/png`, or a bare top-level type).
+pub(crate) fn content_type_matches(glob: &str, content_type: &str) -> bool {
     let essence = content_type
         .split(';')
         .next()

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::body::{Body, ByteStream, GetResult};
 use crate::capabilities::Capabilities;
 use crate::config::ByteSize;
+use crate::config::content_type_matches;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{Key, Prefix};
 use crate::object::{ObjectMeta, PutResult};
@@ -125,13 +126,6 @@ fn essence(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn glob_matches(glob: &str, content_type: &str) -> bool {
-    let glob = glob.trim().to_ascii_lowercase();
-    let (g_type, g_sub) = glob.split_once('/').unwrap_or((glob.as_str(), "*"));
-    let (c_type, c_sub) = content_type.split_once('/').unwrap_or((content_type, ""));
-    (g_type == "*" || g_type == c_type) && (g_sub == "*" || g_sub == c_sub)
-}
-
 fn io_error(err: std::io::Error) -> Error {
     Error::new(
         ErrorKind::Other,
@@ -217,7 +211,7 @@ impl<S: Storage> Validation<S> {
             .config
             .allowed_content_types
             .iter()
-            .any(|g| glob_matches(g, &effective))
+            .any(|g| content_type_matches(g, &effective))
         {
             Ok(())
         } else {
@@ -380,17 +374,5 @@ impl<S: Storage> Storage for Validation<S> {
             })?;
         }
         self.inner.presign(method, key, expires_in, options).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match_types() {
-        assert!(glob_matches("image/*", "image/png"));
-        assert!(glob_matches("*/*", "video/mp4"));
-        assert!(!glob_matches("image/*", "application/pdf"));
     }
 }
