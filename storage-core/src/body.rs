@@ -142,6 +142,37 @@ fn length_mismatch(expected: u64, seen: u64, which: &str) -> Error {
     )
 }
 
+/// The first `limit` bytes of `stream`; the rest of it is dropped unread.
+/// A stream that ends before `limit` bytes yields `Corruption` (an object
+/// shorter than its declared size), never a silent short read.
+///
+/// Backends that fetch a large object in parallel ranges use it to read
+/// only the first range from the answer that told them the object's size.
+pub fn take_prefix(stream: ByteStream, limit: u64) -> ByteStream {
+    Box::pin(stream::unfold(
+        (stream, limit),
+        |(mut stream, remaining)| async move {
+            if remaining == 0 {
+                return None;
+            }
+            match stream.try_next().await {
+                Ok(Some(chunk)) => {
+                    let take = (chunk.len() as u64).min(remaining) as usize;
+                    Some((Ok(chunk.slice(..take)), (stream, remaining - take as u64)))
+                }
+                Ok(None) => Some((
+                    Err(Error::new(
+                        ErrorKind::Corruption,
+                        "the object ended before its declared size",
+                    )),
+                    (stream, 0),
+                )),
+                Err(err) => Some((Err(err), (stream, 0))),
+            }
+        },
+    ))
+}
+
 /// Reads a stream of chunks into one buffer.
 pub async fn collect_stream(mut stream: ByteStream) -> Result<Bytes> {
     let mut first: Option<Bytes> = None;

@@ -19,7 +19,7 @@ mod storage;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use body::{Body, ByteStream, GetResult, collect_stream};
+pub use body::{Body, ByteStream, GetResult, collect_stream, take_prefix};
 pub use capabilities::Capabilities;
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{InvalidKeyError, Key, KeyRule, MAX_KEY_LEN, Prefix};

@@ -17,7 +17,7 @@ use storage_core::{
     Body, ByteRange, ByteStream, Capabilities, Error, ErrorKind, GetOptions, GetResult, Key,
     ListEntry, ListOptions, ListStream, ObjectMeta, Operation, Prefix, PresignMethod,
     PresignOptions, PresignedRequest, PutOptions, PutResult, Result, Storage, WriteMode,
-    async_trait,
+    async_trait, take_prefix,
 };
 
 use crate::config::{MAX_PRESIGN_EXPIRY, S3Config};
@@ -361,36 +361,9 @@ impl S3Storage {
         Ok(GetResult {
             meta,
             range: 0..size,
-            body: take_bytes(first_body.boxed(), chunk).chain(rest).boxed(),
+            body: take_prefix(first_body.boxed(), chunk).chain(rest).boxed(),
         })
     }
-}
-
-/// The first `limit` bytes of a stream; the rest of the underlying answer
-/// is dropped unread.
-fn take_bytes(stream: ByteStream, limit: u64) -> ByteStream {
-    Box::pin(stream::unfold(
-        (stream, limit),
-        |(mut stream, remaining)| async move {
-            if remaining == 0 {
-                return None;
-            }
-            match stream.try_next().await {
-                Ok(Some(chunk)) => {
-                    let take = (chunk.len() as u64).min(remaining) as usize;
-                    Some((Ok(chunk.slice(..take)), (stream, remaining - take as u64)))
-                }
-                Ok(None) => Some((
-                    Err(Error::new(
-                        ErrorKind::Corruption,
-                        "the object ended before its declared size",
-                    )),
-                    (stream, 0),
-                )),
-                Err(err) => Some((Err(err), (stream, 0))),
-            }
-        },
-    ))
 }
 
 /// Aborts a multipart upload that is dropped before it finished (a failed

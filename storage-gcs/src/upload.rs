@@ -1,0 +1,436 @@
+//! Writes: one `uploadType=multipart` request for bodies up to a chunk,
+//! resumable uploads in chunks for anything longer or of unknown length.
+//!
+//! A resumable upload keeps at most three chunks in memory: the one on the
+//! wire, the next (read while the first is sent, and needed to know whether
+//! the first is the last), and the one being read. When a chunk fails on a
+//! dropped connection, a timeout or a 5xx, the session is asked how much it
+//! holds (`Content-Range: bytes */*`) and the chunk is resent from there, so
+//! a broken connection costs at most one chunk, never the whole upload. An
+//! upload that fails or is dropped cancels its session, so no object
+//! appears and the previous one stays.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::TryStreamExt;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
+use reqwest::{Method, Response, StatusCode};
+use storage_core::{ByteStream, Error, ErrorKind, Result};
+
+use crate::client::{Client, error_of, header, read_json};
+use crate::resource::{NewObject, ObjectResource};
+
+/// Reads a body stream in pieces of an exact size.
+pub(crate) struct Chunker {
+    stream: ByteStream,
+    carry: Option<Bytes>,
+    ended: bool,
+}
+
+impl Chunker {
+    pub(crate) fn new(stream: ByteStream) -> Self {
+        Self {
+            stream,
+            carry: None,
+            ended: false,
+        }
+    }
+
+    /// The next `size` bytes; fewer only when the stream ended, empty at
+    /// its end.
+    pub(crate) async fn next_chunk(&mut self, size: usize) -> Result<Bytes> {
+        let mut chunk = BytesMut::new();
+        loop {
+            let piece = match self.carry.take() {
+                Some(piece) => piece,
+                None if self.ended => break,
+                None => match self.stream.try_next().await? {
+                    Some(piece) => piece,
+                    None => {
+                        self.ended = true;
+                        break;
+                    }
+                },
+            };
+            let wanted = size - chunk.len();
+            if piece.len() > wanted {
+                // Zero-copy when the piece alone fills the chunk.
+                if chunk.is_empty() {
+                    self.carry = Some(piece.slice(wanted..));
+                    return Ok(piece.slice(..wanted));
+                }
+                chunk.extend_from_slice(&piece[..wanted]);
+                self.carry = Some(piece.slice(wanted..));
+            } else if chunk.is_empty() && piece.len() == wanted {
+                return Ok(piece);
+            } else {
+                if chunk.capacity() == 0 {
+                    chunk.reserve(size);
+                }
+                chunk.extend_from_slice(&piece);
+            }
+            if chunk.len() == size {
+                break;
+            }
+        }
+        Ok(chunk.freeze())
+    }
+}
+
+/// The preconditions of a write, as the JSON API's query parameters.
+pub(crate) fn generation_condition(if_generation_match: Option<u64>) -> Vec<(&'static str, String)> {
+    if_generation_match
+        .map(|generation| vec![("ifGenerationMatch", generation.to_string())])
+        .unwrap_or_default()
+}
+
+/// One `uploadType=multipart` request: metadata and bytes together.
+pub(crate) async fn multipart(
+    client: &Client,
+    object: &NewObject<'_>,
+    data: Bytes,
+    if_generation_match: Option<u64>,
+) -> Result<ObjectResource> {
+    let metadata = serde_json::to_vec(object).map_err(|err| {
+        Error::new(ErrorKind::Other, "cannot encode the object's metadata").with_source(err)
+    })?;
+    let boundary = boundary_for(&data);
+    let media_type = object.content_type.unwrap_or("application/octet-stream");
+    let mut body = BytesMut::with_capacity(data.len() + metadata.len() + 256);
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(&metadata);
+    body.extend_from_slice(
+        format!("\r\n--{boundary}\r\nContent-Type: {media_type}\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut query = vec![("uploadType", "multipart".to_owned())];
+    query.extend(generation_condition(if_generation_match));
+    let request = client
+        .request(Method::POST, &client.upload_url())
+        .query(&query)
+        .header(
+            CONTENT_TYPE,
+            format!("multipart/related; boundary={boundary}"),
+        )
+        .body(body.freeze());
+    client.send_json(request).await
+}
+
+/// A multipart boundary that does not occur in `data`.
+fn boundary_for(data: &[u8]) -> String {
+    loop {
+        let boundary = format!("storage-gcs-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        if !contains(data, boundary.as_bytes()) {
+            return boundary;
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A resumable upload session; cancelled on the server if dropped before
+/// it finished.
+pub(crate) struct ResumableUpload<'a> {
+    client: &'a Client,
+    session: Option<String>,
+    resume_attempts: usize,
+    /// Bytes the server holds.
+    persisted: u64,
+}
+
+/// What the session says after a chunk or a status query.
+enum SessionState {
+    /// It holds this many bytes and waits for more.
+    Holds(u64),
+    /// The object is written.
+    Done(ObjectResource),
+}
+
+impl<'a> ResumableUpload<'a> {
+    /// Starts a session for `object` (one POST; the bytes follow).
+    pub(crate) async fn start(
+        client: &'a Client,
+        object: &NewObject<'_>,
+        if_generation_match: Option<u64>,
+        resume_attempts: usize,
+    ) -> Result<Self> {
+        let mut query = vec![("uploadType", "resumable".to_owned())];
+        query.extend(generation_condition(if_generation_match));
+        let mut request = client
+            .request(Method::POST, &client.upload_url())
+            .query(&query)
+            .json(object);
+        if let Some(content_type) = object.content_type {
+            request = request.header("x-upload-content-type", content_type);
+        }
+        let response = client.send(request).await?;
+        let session = header(response.headers(), LOCATION.as_str())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Other,
+                    "GCS started a resumable upload without a session URL (no Location header)",
+                )
+            })?
+            .to_owned();
+        Ok(Self {
+            client,
+            session: Some(session),
+            resume_attempts,
+            persisted: 0,
+        })
+    }
+
+    fn session(&self) -> Result<&str> {
+        self.session
+            .as_deref()
+            .ok_or_else(|| Error::new(ErrorKind::Other, "the resumable upload already ended"))
+    }
+
+    /// Sends `chunk`, which starts at the server's offset. `last` tells
+    /// whether it ends the object. Returns the object when `last`.
+    pub(crate) async fn send_chunk(
+        &mut self,
+        chunk: Bytes,
+        last: bool,
+    ) -> Result<Option<ObjectResource>> {
+        let start = self.persisted;
+        let end = start + chunk.len() as u64;
+        let total = last.then_some(end);
+        let mut failures = 0;
+        loop {
+            let offset = (self.persisted - start) as usize;
+            let attempt = self
+                .put_bytes(chunk.slice(offset..), self.persisted, total)
+                .await;
+            let failure = match attempt {
+                Ok(SessionState::Done(object)) if last => {
+                    self.session = None;
+                    return Ok(Some(object));
+                }
+                Ok(SessionState::Done(_)) => {
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        "GCS finished the upload before its last chunk",
+                    ));
+                }
+                Ok(SessionState::Holds(held)) if held == end && !last => {
+                    self.persisted = held;
+                    return Ok(None);
+                }
+                Ok(SessionState::Holds(held)) if held > self.persisted && held <= end => {
+                    // The server kept part of the chunk (it may): send the
+                    // rest, which is progress, not a failure.
+                    self.persisted = held;
+                    continue;
+                }
+                Ok(SessionState::Holds(held)) => Error::new(
+                    ErrorKind::Unavailable,
+                    format!("GCS holds {held} bytes of the upload after a chunk ending at {end}"),
+                )
+                .with_retryable(true),
+                Err(err) if err.is_retryable() => err,
+                Err(err) => return Err(err),
+            };
+            failures += 1;
+            if failures > self.resume_attempts {
+                return Err(failure);
+            }
+            tracing::debug!(error = %failure, attempt = failures, "a resumable upload chunk failed; asking the session where it stands");
+            tokio::time::sleep(backoff(failures)).await;
+            match self.query().await {
+                Ok(SessionState::Done(object)) if last => {
+                    self.session = None;
+                    return Ok(Some(object));
+                }
+                Ok(SessionState::Done(_)) => {
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        "GCS finished the upload before its last chunk",
+                    ));
+                }
+                Ok(SessionState::Holds(held)) if held >= start && held <= end => {
+                    self.persisted = held;
+                }
+                Ok(SessionState::Holds(held)) => {
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        format!(
+                            "GCS holds {held} bytes of the upload, outside the chunk {start}..{end} this backend still has"
+                        ),
+                    ));
+                }
+                // The next attempt tries again (and queries again).
+                Err(err) if err.is_retryable() => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One PUT of `data` at `offset`.
+    async fn put_bytes(
+        &self,
+        data: Bytes,
+        offset: u64,
+        total: Option<u64>,
+    ) -> Result<SessionState> {
+        let range = if data.is_empty() {
+            format!("bytes */{}", total.map_or("*".to_owned(), |t| t.to_string()))
+        } else {
+            format!(
+                "bytes {offset}-{}/{}",
+                offset + data.len() as u64 - 1,
+                total.map_or("*".to_owned(), |t| t.to_string())
+            )
+        };
+        let request = self
+            .client
+            .request(Method::PUT, self.session()?)
+            .header(CONTENT_RANGE, range)
+            .header(CONTENT_LENGTH, data.len().to_string())
+            .body(data);
+        let response = self.client.send_raw(request).await?;
+        session_state(response).await
+    }
+
+    /// Asks the session how much it holds.
+    async fn query(&self) -> Result<SessionState> {
+        let request = self
+            .client
+            .request(Method::PUT, self.session()?)
+            .header(CONTENT_RANGE, "bytes */*")
+            .header(CONTENT_LENGTH, "0");
+        let response = self.client.send_raw(request).await?;
+        session_state(response).await
+    }
+
+    /// Cancels the session (the object is not written).
+    pub(crate) async fn cancel(mut self) {
+        if let Some(session) = self.session.take() {
+            cancel_session(self.client, &session).await;
+        }
+    }
+}
+
+impl Drop for ResumableUpload<'_> {
+    fn drop(&mut self) {
+        // Dropped mid-way (the put was cancelled): cancel on the server in
+        // the background, with a client that outlives this borrow.
+        if let Some(session) = self.session.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let request = self.client.request(Method::DELETE, &session);
+            runtime.spawn(async move {
+                if let Err(err) = request.send().await {
+                    tracing::warn!(error = %err.without_url(), "could not cancel a dropped resumable upload");
+                }
+            });
+        }
+    }
+}
+
+async fn cancel_session(client: &Client, session: &str) {
+    let request = client.request(Method::DELETE, session);
+    match client.send_raw(request).await {
+        // GCS answers 499 to a cancelled session; emulators 200 or 204.
+        Ok(response) if response.status().as_u16() == 499 || response.status().is_success() => {}
+        Ok(response) => {
+            tracing::warn!(status = %response.status(), "cancelling a resumable upload was refused");
+        }
+        Err(err) => tracing::warn!(error = %err, "could not cancel a resumable upload"),
+    }
+}
+
+/// Reads the answer to a chunk or a status query.
+async fn session_state(response: Response) -> Result<SessionState> {
+    match response.status() {
+        StatusCode::PERMANENT_REDIRECT => {
+            // `Range: bytes=0-N` means N + 1 bytes are held; no Range, none.
+            let held = match header(response.headers(), RANGE.as_str()) {
+                Some(range) => range
+                    .trim()
+                    .strip_prefix("bytes=0-")
+                    .and_then(|last| last.parse::<u64>().ok())
+                    .map(|last| last + 1)
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Other,
+                            format!("GCS sent an unreadable upload Range: {range:?}"),
+                        )
+                    })?,
+                None => 0,
+            };
+            Ok(SessionState::Holds(held))
+        }
+        status if status.is_success() => Ok(SessionState::Done(read_json(response).await?)),
+        // The session is gone (expired, cancelled): nothing to resume.
+        StatusCode::NOT_FOUND | StatusCode::GONE => Err(Error::new(
+            ErrorKind::Other,
+            "the resumable upload session no longer exists",
+        )),
+        _ => Err(error_of(response).await),
+    }
+}
+
+/// Exponential backoff with full jitter, from 100 ms to 5 s.
+fn backoff(attempt: usize) -> Duration {
+    let ceiling = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
+    Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::stream;
+
+    fn chunker(pieces: &[&'static [u8]]) -> Chunker {
+        let items: Vec<Result<Bytes>> = pieces
+            .iter()
+            .map(|p| Ok(Bytes::from_static(p)))
+            .collect();
+        Chunker::new(Box::pin(stream::iter(items)))
+    }
+
+    #[tokio::test]
+    async fn chunks_have_the_exact_size_until_the_end() {
+        let mut chunks = chunker(&[b"abc", b"defgh", b"i", b"", b"jk"]);
+        assert_eq!(&chunks.next_chunk(4).await.unwrap()[..], b"abcd");
+        assert_eq!(&chunks.next_chunk(4).await.unwrap()[..], b"efgh");
+        assert_eq!(&chunks.next_chunk(4).await.unwrap()[..], b"ijk");
+        assert!(chunks.next_chunk(4).await.unwrap().is_empty());
+        assert!(chunks.next_chunk(4).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stream_error_is_returned() {
+        let items: Vec<Result<Bytes>> = vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(Error::new(ErrorKind::Other, "boom")),
+        ];
+        let mut chunks = Chunker::new(Box::pin(stream::iter(items)));
+        assert!(chunks.next_chunk(4).await.is_err());
+    }
+
+    #[test]
+    fn the_boundary_never_occurs_in_the_data() {
+        let data = b"--storage-gcs-0000";
+        let boundary = boundary_for(data);
+        assert!(!contains(data, boundary.as_bytes()));
+        assert!(contains(b"xxabcxx", b"abc"));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let delay = backoff(attempt);
+            assert!(delay <= Duration::from_secs(5), "{delay:?}");
+            assert!(delay >= Duration::from_millis(50), "{delay:?}");
+        }
+    }
+}
