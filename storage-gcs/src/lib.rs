@@ -10,6 +10,8 @@ mod download;
 mod error;
 mod resource;
 mod signer;
+#[cfg(all(test, feature = "test-servers"))]
+mod signer_reference_tests;
 mod upload;
 
 use std::sync::Arc;

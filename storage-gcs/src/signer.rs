@@ -47,6 +47,25 @@ pub(crate) struct SignedUrlRequest<'a> {
 
 /// The signed URL for `request`.
 pub(crate) fn signed_url(key: &SigningKey, request: &SignedUrlRequest<'_>) -> Result<String> {
+    let canonical = canonical(&key.email, request)?;
+    let signature = key.sign(canonical.string_to_sign.as_bytes())?;
+    Ok(format!(
+        "{}&X-Goog-Signature={}",
+        canonical.unsigned_url,
+        hex(&signature)
+    ))
+}
+
+/// A request in canonical form: the URL without its signature, and the
+/// string the signature is computed over.
+#[derive(Debug)]
+pub(crate) struct Canonical {
+    pub(crate) unsigned_url: String,
+    pub(crate) string_to_sign: String,
+}
+
+/// The canonical form of `request`, signed by `email`.
+pub(crate) fn canonical(email: &str, request: &SignedUrlRequest<'_>) -> Result<Canonical> {
     let expires = request.expires_in.as_secs();
     if expires == 0 || request.expires_in > MAX_EXPIRY {
         return Err(Error::new(
@@ -86,7 +105,7 @@ pub(crate) fn signed_url(key: &SigningKey, request: &SignedUrlRequest<'_>) -> Re
         .map(|(name, value)| format!("{name}:{value}\n"))
         .collect();
 
-    let credential = format!("{}/{scope}", key.email);
+    let credential = format!("{email}/{scope}");
     let mut query: Vec<String> = [
         ("X-Goog-Algorithm", "GOOG4-RSA-SHA256"),
         ("X-Goog-Credential", credential.as_str()),
@@ -124,11 +143,10 @@ pub(crate) fn signed_url(key: &SigningKey, request: &SignedUrlRequest<'_>) -> Re
         "GOOG4-RSA-SHA256\n{timestamp}\n{scope}\n{}",
         hex(&Sha256::digest(canonical_request.as_bytes()))
     );
-    let signature = key.sign(string_to_sign.as_bytes())?;
-    Ok(format!(
-        "{endpoint}{resource}?{query}&X-Goog-Signature={}",
-        hex(&signature)
-    ))
+    Ok(Canonical {
+        unsigned_url: format!("{endpoint}{resource}?{query}"),
+        string_to_sign,
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
