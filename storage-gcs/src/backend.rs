@@ -234,11 +234,8 @@ impl GcsStorage {
                         .query(&query),
                 )
                 .await?;
-            let mut entries: Vec<ListEntry> = page
-                .prefixes
-                .into_iter()
-                .map(ListEntry::Prefix)
-                .collect();
+            let mut entries: Vec<ListEntry> =
+                page.prefixes.into_iter().map(ListEntry::Prefix).collect();
             for item in &page.items {
                 entries.push(item.to_entry()?);
             }
@@ -259,12 +256,20 @@ impl GcsStorage {
 
     /// Rewrites `from` into `to` server-side, looping while GCS asks for
     /// more calls (large objects across locations or storage classes).
-    async fn rewrite(&self, from: &str, to: &str, source_generation: Option<&str>) -> Result<ObjectResource> {
+    async fn rewrite(
+        &self,
+        from: &str,
+        to: &str,
+        source_generation: Option<&str>,
+    ) -> Result<ObjectResource> {
         let client = self.client();
         let url = format!(
             "{}/rewriteTo/b/{}/o/{}",
             client.object_url(from),
-            percent_encoding::utf8_percent_encode(&self.inner.config.bucket, crate::signer::UNRESERVED),
+            percent_encoding::utf8_percent_encode(
+                &self.inner.config.bucket,
+                crate::signer::UNRESERVED
+            ),
             percent_encoding::utf8_percent_encode(to, crate::signer::UNRESERVED)
         );
         let mut token: Option<String> = None;
@@ -286,12 +291,23 @@ impl GcsStorage {
                 .await?;
             if answer.done {
                 return answer.resource.ok_or_else(|| {
-                    Error::new(ErrorKind::Other, "GCS finished a rewrite without the object")
+                    Error::new(
+                        ErrorKind::Other,
+                        "GCS finished a rewrite without the object",
+                    )
                 });
             }
-            token = Some(answer.rewrite_token.filter(|t| !t.is_empty()).ok_or_else(|| {
-                Error::new(ErrorKind::Other, "GCS left a rewrite unfinished without a token")
-            })?);
+            token = Some(
+                answer
+                    .rewrite_token
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Other,
+                            "GCS left a rewrite unfinished without a token",
+                        )
+                    })?,
+            );
         }
     }
 }

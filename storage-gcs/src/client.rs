@@ -124,7 +124,10 @@ pub(crate) async fn error_of(response: Response) -> Error {
     let retry_after = retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     if status == StatusCode::NOT_MODIFIED {
-        return Error::new(ErrorKind::NotModified, "the object's etag matches if-none-match");
+        return Error::new(
+            ErrorKind::NotModified,
+            "the object's etag matches if-none-match",
+        );
     }
     from_response(status.as_u16(), &body, retry_after)
 }

@@ -195,7 +195,7 @@ impl GcsConfig {
             ));
         }
         let chunk = self.chunk_size.0;
-        if chunk == 0 || chunk % CHUNK_GRANULARITY != 0 {
+        if chunk == 0 || !chunk.is_multiple_of(CHUNK_GRANULARITY) {
             return Err(format!(
                 "chunk_size must be a non-zero multiple of 256 KiB (GCS's rule for resumable uploads); it is {}",
                 self.chunk_size

@@ -47,13 +47,12 @@ impl Auth {
         }
         // An explicit key must not meet a second one from the environment
         // (object_store refuses a path and a key together).
-        let mut builder = if config.service_account_key.is_some()
-            || config.service_account_path.is_some()
-        {
-            GoogleCloudStorageBuilder::new()
-        } else {
-            GoogleCloudStorageBuilder::from_env()
-        };
+        let mut builder =
+            if config.service_account_key.is_some() || config.service_account_path.is_some() {
+                GoogleCloudStorageBuilder::new()
+            } else {
+                GoogleCloudStorageBuilder::from_env()
+            };
         builder = builder.with_bucket_name(&config.bucket);
         if let Some(key) = &config.service_account_key {
             builder = builder.with_service_account_key(key.expose());

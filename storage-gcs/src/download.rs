@@ -5,7 +5,6 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LAST_MODIFIED};
@@ -147,8 +146,7 @@ fn meta_from_headers(key: &Key, response: &Response) -> Result<Option<(ObjectMet
     meta.content_type = header(headers, CONTENT_TYPE.as_str()).map(str::to_owned);
     meta.cache_control = header(headers, CACHE_CONTROL.as_str()).map(str::to_owned);
     meta.last_modified = header(headers, LAST_MODIFIED.as_str())
-        .and_then(|text| httpdate::parse_http_date(text).ok())
-        .map(SystemTime::from);
+        .and_then(|text| httpdate::parse_http_date(text).ok());
     meta.checksum = header(headers, "x-goog-hash").and_then(|hashes| {
         hashes
             .split(',')

@@ -140,7 +140,12 @@ mod tests {
     fn statuses_and_reasons_map_to_kinds_with_retryable_set() {
         let cases = [
             (404, Some("notFound"), ErrorKind::NotFound, false),
-            (412, Some("conditionNotMet"), ErrorKind::PreconditionFailed, false),
+            (
+                412,
+                Some("conditionNotMet"),
+                ErrorKind::PreconditionFailed,
+                false,
+            ),
             (304, None, ErrorKind::NotModified, false),
             (409, Some("conflict"), ErrorKind::AlreadyExists, false),
             (416, None, ErrorKind::RangeNotSatisfiable, false),

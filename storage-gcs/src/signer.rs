@@ -91,7 +91,10 @@ pub(crate) fn canonical(email: &str, request: &SignedUrlRequest<'_>) -> Result<C
     if let Some(content_type) = request.content_type {
         headers.push((
             "content-type",
-            content_type.split_whitespace().collect::<Vec<_>>().join(" "),
+            content_type
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         ));
     }
     headers.sort();

@@ -4,6 +4,8 @@
 //! verify with the key's public half. No emulator is involved: the
 //! emulators do not check signatures.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 

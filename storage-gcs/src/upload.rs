@@ -79,7 +79,9 @@ impl Chunker {
 }
 
 /// The preconditions of a write, as the JSON API's query parameters.
-pub(crate) fn generation_condition(if_generation_match: Option<u64>) -> Vec<(&'static str, String)> {
+pub(crate) fn generation_condition(
+    if_generation_match: Option<u64>,
+) -> Vec<(&'static str, String)> {
     if_generation_match
         .map(|generation| vec![("ifGenerationMatch", generation.to_string())])
         .unwrap_or_default()
@@ -99,8 +101,7 @@ pub(crate) async fn multipart(
     let media_type = object.content_type.unwrap_or("application/octet-stream");
     let mut body = BytesMut::with_capacity(data.len() + metadata.len() + 256);
     body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n")
-            .as_bytes(),
+        format!("--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n").as_bytes(),
     );
     body.extend_from_slice(&metadata);
     body.extend_from_slice(
@@ -124,7 +125,11 @@ pub(crate) async fn multipart(
 /// A multipart boundary that does not occur in `data`.
 fn boundary_for(data: &[u8]) -> String {
     loop {
-        let boundary = format!("storage-gcs-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let boundary = format!(
+            "storage-gcs-{:016x}{:016x}",
+            fastrand::u64(..),
+            fastrand::u64(..)
+        );
         if !contains(data, boundary.as_bytes()) {
             return boundary;
         }
@@ -150,7 +155,7 @@ enum SessionState {
     /// It holds this many bytes and waits for more.
     Holds(u64),
     /// The object is written.
-    Done(ObjectResource),
+    Done(Box<ObjectResource>),
 }
 
 impl<'a> ResumableUpload<'a> {
@@ -212,7 +217,7 @@ impl<'a> ResumableUpload<'a> {
             let failure = match attempt {
                 Ok(SessionState::Done(object)) if last => {
                     self.session = None;
-                    return Ok(Some(object));
+                    return Ok(Some(*object));
                 }
                 Ok(SessionState::Done(_)) => {
                     return Err(Error::new(
@@ -247,7 +252,7 @@ impl<'a> ResumableUpload<'a> {
             match self.query().await {
                 Ok(SessionState::Done(object)) if last => {
                     self.session = None;
-                    return Ok(Some(object));
+                    return Ok(Some(*object));
                 }
                 Ok(SessionState::Done(_)) => {
                     return Err(Error::new(
@@ -281,7 +286,10 @@ impl<'a> ResumableUpload<'a> {
         total: Option<u64>,
     ) -> Result<SessionState> {
         let range = if data.is_empty() {
-            format!("bytes */{}", total.map_or("*".to_owned(), |t| t.to_string()))
+            format!(
+                "bytes */{}",
+                total.map_or("*".to_owned(), |t| t.to_string())
+            )
         } else {
             format!(
                 "bytes {offset}-{}/{}",
@@ -368,7 +376,9 @@ async fn session_state(response: Response) -> Result<SessionState> {
             };
             Ok(SessionState::Holds(held))
         }
-        status if status.is_success() => Ok(SessionState::Done(read_json(response).await?)),
+        status if status.is_success() => {
+            Ok(SessionState::Done(Box::new(read_json(response).await?)))
+        }
         // The session is gone (expired, cancelled): nothing to resume.
         StatusCode::NOT_FOUND | StatusCode::GONE => Err(Error::new(
             ErrorKind::Other,
@@ -390,10 +400,7 @@ mod tests {
     use futures::stream;
 
     fn chunker(pieces: &[&'static [u8]]) -> Chunker {
-        let items: Vec<Result<Bytes>> = pieces
-            .iter()
-            .map(|p| Ok(Bytes::from_static(p)))
-            .collect();
+        let items: Vec<Result<Bytes>> = pieces.iter().map(|p| Ok(Bytes::from_static(p))).collect();
         Chunker::new(Box::pin(stream::iter(items)))
     }
 

@@ -124,7 +124,10 @@ async fn this_backend_reads_what_googles_client_wrote() {
         assert_eq!(meta.user_metadata["Written-By"], "google-cloud-storage");
         assert_eq!(meta.etag.as_deref(), written["generation"].as_str());
         let got = store.get(&key, GetOptions::default()).await.unwrap();
-        assert_eq!(got.meta.content_type.as_deref(), Some("application/x-interop"));
+        assert_eq!(
+            got.meta.content_type.as_deref(),
+            Some("application/x-interop")
+        );
         let bytes = collect_stream(got.body).await.unwrap();
         assert_eq!(sha256(&bytes), sha256(&data), "{name}: the bytes differ");
     }

@@ -10,8 +10,8 @@ mod support;
 
 use bytes::Bytes;
 use futures::{StreamExt, stream};
-use storage_core::conformance::pattern;
 use storage_core::config::ByteSize;
+use storage_core::conformance::pattern;
 use storage_core::{Body, ErrorKind, GetOptions, Key, PutOptions, Storage, collect_stream};
 use storage_gcs::{GcsConfig, GcsStorage};
 
@@ -54,7 +54,10 @@ async fn round_trip(store: &GcsStorage, size: usize) {
     assert_eq!(meta.etag, written.etag);
     let got = store.get(&key, GetOptions::default()).await.unwrap();
     let bytes = collect_stream(got.body).await.unwrap();
-    assert!(bytes == data, "the object read back differs from what was written");
+    assert!(
+        bytes == data,
+        "the object read back differs from what was written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,7 +97,11 @@ async fn a_dropped_connection_mid_upload_resumes_instead_of_restarting() {
         .put(&key, unknown_length(data.clone()), PutOptions::default())
         .await
         .unwrap();
-    assert_eq!(proxy.cuts(), 1, "the proxy should have dropped one connection");
+    assert_eq!(
+        proxy.cuts(),
+        1,
+        "the proxy should have dropped one connection"
+    );
     // Headers and the resent part of one chunk on top of the object: a
     // restart would have sent the first chunks again.
     let overhead = proxy.sent() - size;
@@ -106,7 +113,10 @@ async fn a_dropped_connection_mid_upload_resumes_instead_of_restarting() {
     let direct = support::emulator();
     let got = direct.get(&key, GetOptions::default()).await.unwrap();
     let bytes = collect_stream(got.body).await.unwrap();
-    assert!(bytes == data, "the resumed object differs from what was written");
+    assert!(
+        bytes == data,
+        "the resumed object differs from what was written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,10 +126,16 @@ async fn a_stream_that_fails_mid_upload_leaves_the_previous_object() {
         &support::var("STORAGE_TEST_GCS_EMULATOR_ENDPOINT"),
     ));
     let key = key("kept.bin");
-    store.put(&key, "previous".into(), PutOptions::default()).await.unwrap();
+    store
+        .put(&key, "previous".into(), PutOptions::default())
+        .await
+        .unwrap();
     let good = stream::iter((0..5).map(|i| Ok(pattern(i, CHUNK as usize))));
     let failing = good.chain(stream::once(async {
-        Err(storage_core::Error::new(ErrorKind::Other, "the source broke"))
+        Err(storage_core::Error::new(
+            ErrorKind::Other,
+            "the source broke",
+        ))
     }));
     let err = store
         .put(&key, Body::from_stream(failing), PutOptions::default())

@@ -6,6 +6,8 @@ use std::path::Path;
 
 pub use storage_core::*;
 
+#[cfg(feature = "gcs")]
+pub use storage_gcs as gcs;
 #[cfg(feature = "local")]
 pub use storage_local as local;
 #[cfg(feature = "s3")]
@@ -31,6 +33,8 @@ pub fn registry() -> Registry {
         &storage_local::FACTORY,
         #[cfg(feature = "s3")]
         &storage_s3::FACTORY,
+        #[cfg(feature = "gcs")]
+        &storage_gcs::FACTORY,
     ])
 }
 

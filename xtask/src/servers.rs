@@ -322,7 +322,14 @@ pub(crate) fn start() -> Result<Servers, String> {
     let fake_gcs_port = free_port()?;
     let address = format!("127.0.0.1:{fake_gcs_port}");
     let mut child = Command::new(&fake_gcs)
-        .args(["-scheme", "http", "-host", "127.0.0.1", "-backend", "memory"])
+        .args([
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-backend",
+            "memory",
+        ])
         .args(["-port", &fake_gcs_port.to_string()])
         // Path-style URLs (signed URLs) are routed only for this host.
         .args(["-public-host", &address])
@@ -343,7 +350,13 @@ pub(crate) fn start() -> Result<Servers, String> {
     let emulator_port = free_port()?;
     let emulator = gcs_python.with_file_name("gcp-storage-emulator");
     let mut child = Command::new(&emulator)
-        .args(["start", "-H", "127.0.0.1", "--port", &emulator_port.to_string()])
+        .args([
+            "start",
+            "-H",
+            "127.0.0.1",
+            "--port",
+            &emulator_port.to_string(),
+        ])
         .arg("--in-memory")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -24,7 +24,11 @@ pub(crate) fn config(name: &str, endpoint: &str) -> GcsConfig {
 
 /// A store on fake-gcs-server.
 pub(crate) fn fake_gcs() -> GcsStorage {
-    GcsStorage::new(config("fake-gcs-server", &var("STORAGE_TEST_FAKE_GCS_ENDPOINT"))).unwrap()
+    GcsStorage::new(config(
+        "fake-gcs-server",
+        &var("STORAGE_TEST_FAKE_GCS_ENDPOINT"),
+    ))
+    .unwrap()
 }
 
 /// A store on gcp-storage-emulator.
