@@ -151,7 +151,7 @@ provider = "small"
 }
 
 #[test]
-fn the_environment_picks_supabase_then_s3_then_local() {
+fn the_environment_picks_supabase_then_s3_then_gcs_then_local() {
     let supabase = |name: &str| match name {
         "SUPABASE_URL" => Some("https://x.supabase.co".to_owned()),
         "SUPABASE_SERVICE_ROLE_KEY" => Some("key".to_owned()),
@@ -167,6 +167,10 @@ fn the_environment_picks_supabase_then_s3_then_local() {
     let s3 = |name: &str| (name == "S3_BUCKET").then(|| "b".to_owned());
     let config = Config::from_env_with(&s3);
     assert_eq!(config.providers().collect::<Vec<_>>(), [("s3", "s3")]);
+
+    let gcs = |name: &str| (name == "GCS_BUCKET").then(|| "b".to_owned());
+    let config = Config::from_env_with(&gcs);
+    assert_eq!(config.providers().collect::<Vec<_>>(), [("gcs", "gcs")]);
 
     let config = Config::from_env_with(&|_| None);
     assert_eq!(config.providers().collect::<Vec<_>>(), [("local", "local")]);

@@ -7,10 +7,11 @@
 //!   running one backend's suite by hand; Ctrl-C stops them.
 //! - `ci`: what CI runs: formatting, clippy with warnings as errors, docs
 //!   with warnings as errors, then `test`.
-//! - `bench [local|s3|all] [ARGS]`: benchmarks in a release build: the
+//! - `bench [local|s3|gcs|all] [ARGS]`: benchmarks in a release build: the
 //!   local backend next to raw file I/O (arguments go to `local_bench`:
-//!   `--size 2GiB`, `--small 5000`, `--large-only`), and the S3 backend
-//!   next to object_store on s3s-fs.
+//!   `--size 2GiB`, `--small 5000`, `--large-only`), the S3 backend next
+//!   to object_store on s3s-fs, and the GCS backend on fake-gcs-server
+//!   (reads next to object_store's), each with a 2 GiB memory check.
 
 mod servers;
 
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | ci | servers | bench [local|s3|all] [ARGS]>");
+            eprintln!("usage: cargo xtask <test | ci | servers | bench [local|s3|gcs|all] [ARGS]>");
             return ExitCode::from(2);
         }
     };
@@ -60,7 +61,13 @@ fn test() -> Result<(), String> {
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
     cargo(
-        &["test", "--workspace", "--all-features", "--all-targets"],
+        &[
+            "test",
+            "--workspace",
+            "--all-features",
+            "--all-targets",
+            "--no-fail-fast",
+        ],
         &env,
     )?;
     cargo(&["test", "--workspace", "--all-features", "--doc"], &env)
@@ -100,12 +107,10 @@ fn ci() -> Result<(), String> {
 
 fn bench(args: &[String]) -> Result<(), String> {
     let (which, rest) = match args.first().map(String::as_str) {
-        Some("local") => ("local", &args[1..]),
-        Some("s3") => ("s3", &args[1..]),
-        Some("all") => ("all", &args[1..]),
+        Some(which @ ("local" | "s3" | "gcs" | "all")) => (which, &args[1..]),
         _ => ("all", args),
     };
-    if which != "s3" {
+    if matches!(which, "local" | "all") {
         let mut command = vec![
             "run",
             "--release",
@@ -119,25 +124,35 @@ fn bench(args: &[String]) -> Result<(), String> {
         command.extend(rest.iter().map(String::as_str));
         cargo(&command, &[])?;
     }
-    if which != "local" {
-        let servers = servers::start()?;
-        let env: Vec<(&str, &str)> = servers
-            .env()
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        cargo(
-            &[
-                "run",
-                "--release",
-                "--quiet",
-                "--package",
-                "storage-examples",
-                "--bin",
-                "s3_bench",
-            ],
-            &env,
-        )?;
+    if which == "local" {
+        return Ok(());
+    }
+    let servers = servers::start()?;
+    let env: Vec<(&str, &str)> = servers
+        .env()
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let backends: &[&str] = match which {
+        "s3" => &["s3_bench"],
+        "gcs" => &["gcs_bench"],
+        _ => &["s3_bench", "gcs_bench"],
+    };
+    for bin in backends {
+        let run = [
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "storage-examples",
+            "--bin",
+            bin,
+        ];
+        cargo(&run, &env)?;
+        // The memory check alone in its process, so its peak is its own.
+        let mut memory = run.to_vec();
+        memory.extend(["--", "--memory", "2"]);
+        cargo(&memory, &env)?;
     }
     Ok(())
 }

@@ -153,7 +153,10 @@ impl Config {
     ///    with `AWS_REGION` (default `us-east-1`), `S3_ENDPOINT` (an
     ///    `http://` endpoint also sets `allow_http`), `AWS_ACCESS_KEY_ID`,
     ///    `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
-    /// 3. Otherwise one provider `local` of type `local` in
+    /// 3. `GCS_BUCKET`: one provider `gcs` of type `gcs`; credentials from
+    ///    the `GOOGLE_*` variables (or the emulator in
+    ///    `STORAGE_EMULATOR_HOST`), as `GcsConfig` documents.
+    /// 4. Otherwise one provider `local` of type `local` in
     ///    `STORAGE_LOCAL_ROOT` (default `./storage-data`).
     ///
     /// The choice and its reason are logged at `info` level. The result
@@ -206,12 +209,18 @@ impl Config {
                 text.push_str("allow_http = true\n");
             }
             (text, format!("{bucket} is set"))
+        } else if set("GCS_BUCKET") {
+            (
+                "default = \"gcs\"\n[providers.gcs]\ntype = \"gcs\"\nbucket = \"${GCS_BUCKET}\"\n"
+                    .to_owned(),
+                "GCS_BUCKET is set".to_owned(),
+            )
         } else {
             (
                 "default = \"local\"\n[providers.local]\ntype = \"local\"\n\
                  root = \"${STORAGE_LOCAL_ROOT:-./storage-data}\"\n"
                     .to_owned(),
-                "neither Supabase nor S3 variables are set".to_owned(),
+                "neither Supabase, S3 nor GCS variables are set".to_owned(),
             )
         };
         let source = Source::new(ENVIRONMENT_SOURCE, text, None);

@@ -1,0 +1,239 @@
+//! The GCS backend against fake-gcs-server, the emulator `cargo xtask
+//! bench gcs` starts. Run it with `cargo xtask bench gcs`.
+//!
+//! - 1,000 objects of 64 KiB, 16 at a time: put all, then get all.
+//! - One 256 MiB object: a streamed put of unknown length (resumable,
+//!   8 MiB chunks) and a whole-object get (parallel ranged requests).
+//!
+//! Writes have no anchor to compare with here: object_store's GCS client
+//! speaks only the XML API, whose uploads no emulator accepts. Reads do:
+//! object_store reads the same objects (XML API GET), in the same run,
+//! rounds alternating which side goes first; the best of three is
+//! reported, with the ratio ours / object_store (above 1 = slower).
+//!
+//! With `--memory GIB` it does only this instead: stream one object of that
+//! many GiB of unknown length up and down through storage-gcs, and report
+//! the process's peak resident memory (VmHWM).
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use object_store::ObjectStoreExt;
+use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
+use object_store::path::Path;
+use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
+use storage_gcs::{GcsConfig, GcsStorage};
+
+const SMALL_COUNT: usize = 1000;
+const SMALL_SIZE: usize = 64 * 1024;
+const CONCURRENCY: usize = 16;
+const LARGE_SIZE: usize = 256 << 20;
+const ROUNDS: usize = 3;
+
+fn var(name: &str) -> Result<String, String> {
+    std::env::var(name)
+        .map_err(|_| format!("{name} is not set; run this through `cargo xtask bench gcs`"))
+}
+
+fn chunk_of(size: usize, seed: u8) -> Bytes {
+    Bytes::from(
+        (0..size)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<u8>>(),
+    )
+}
+
+fn small_keys(prefix: &str) -> Result<Vec<Key>, storage::Error> {
+    (0..SMALL_COUNT)
+        .map(|i| Key::new(format!("{prefix}/{i:05}")).map_err(storage::Error::from))
+        .collect()
+}
+
+async fn put_small(store: &GcsStorage, keys: &[Key], body: &Bytes) -> storage::Result<Duration> {
+    let start = Instant::now();
+    stream::iter(keys)
+        .map(|key| store.put(key, Body::Bytes(body.clone()), PutOptions::default()))
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(start.elapsed())
+}
+
+async fn get_small_ours(store: &GcsStorage, keys: &[Key]) -> storage::Result<Duration> {
+    let start = Instant::now();
+    stream::iter(keys)
+        .map(|key| async move { store.get(key, GetOptions::default()).await?.bytes().await })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(start.elapsed())
+}
+
+async fn get_small_theirs(
+    store: &GoogleCloudStorage,
+    keys: &[Key],
+) -> Result<Duration, object_store::Error> {
+    let start = Instant::now();
+    stream::iter(keys)
+        .map(|key| async move { store.get(&Path::from(key.as_str())).await?.bytes().await })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(start.elapsed())
+}
+
+async fn put_large(
+    store: &GcsStorage,
+    key: &Key,
+    chunk: &Bytes,
+    size: usize,
+) -> storage::Result<Duration> {
+    let chunk = chunk.clone();
+    let parts = size / chunk.len();
+    let start = Instant::now();
+    let body = Body::from_stream(stream::iter((0..parts).map(move |_| Ok(chunk.clone()))));
+    store.put(key, body, PutOptions::default()).await?;
+    Ok(start.elapsed())
+}
+
+async fn get_large_ours(store: &GcsStorage, key: &Key, size: usize) -> storage::Result<Duration> {
+    let start = Instant::now();
+    let mut body = store.get(key, GetOptions::default()).await?.body;
+    let mut total = 0;
+    while let Some(piece) = body.try_next().await? {
+        total += piece.len();
+    }
+    assert_eq!(total, size);
+    Ok(start.elapsed())
+}
+
+async fn get_large_theirs(
+    store: &GoogleCloudStorage,
+    key: &Key,
+) -> Result<Duration, object_store::Error> {
+    let start = Instant::now();
+    let mut body = store.get(&Path::from(key.as_str())).await?.into_stream();
+    let mut total = 0;
+    while let Some(piece) = body.try_next().await? {
+        total += piece.len();
+    }
+    assert_eq!(total, LARGE_SIZE);
+    Ok(start.elapsed())
+}
+
+fn best(times: &[Duration]) -> Duration {
+    times.iter().copied().min().unwrap_or_default()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let endpoint = var("STORAGE_TEST_FAKE_GCS_ENDPOINT")?;
+    let bucket = var("STORAGE_TEST_GCS_BUCKET")?;
+    let ours = GcsStorage::new(GcsConfig::new(&bucket).with_base_url(&endpoint).anonymous())?;
+    let chunk = chunk_of(1 << 20, 2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let memory = args
+        .iter()
+        .position(|a| a == "--memory")
+        .and_then(|i| args.get(i + 1))
+        .map(|g| g.parse::<usize>())
+        .transpose()?;
+    if let Some(gib) = memory {
+        // Alone in this process, so the peak is this transfer's.
+        return memory_check(&ours, &chunk, gib).await;
+    }
+    // object_store against an emulator: no OAuth, the emulator's address.
+    let theirs = GoogleCloudStorageBuilder::new()
+        .with_bucket_name(&bucket)
+        .with_service_account_key(
+            r#"{"disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}"#,
+        )
+        .with_base_url(&endpoint)
+        .with_client_options(object_store::ClientOptions::new().with_allow_http(true))
+        .build()?;
+    let small = chunk_of(SMALL_SIZE, 1);
+    let (mut puts, mut large_puts) = (vec![], vec![]);
+    let (mut ours_gets, mut theirs_gets, mut ours_large, mut theirs_large) =
+        (vec![], vec![], vec![], vec![]);
+    let large_key = Key::new("bench/large")?;
+    for round in 0..ROUNDS {
+        let keys = small_keys(&format!("bench/round-{round}"))?;
+        puts.push(put_small(&ours, &keys, &small).await?);
+        large_puts.push(put_large(&ours, &large_key, &chunk, LARGE_SIZE).await?);
+        let ours_first = round % 2 == 0;
+        for side in [ours_first, !ours_first] {
+            if side {
+                ours_gets.push(get_small_ours(&ours, &keys).await?);
+                ours_large.push(get_large_ours(&ours, &large_key, LARGE_SIZE).await?);
+            } else {
+                theirs_gets.push(get_small_theirs(&theirs, &keys).await?);
+                theirs_large.push(get_large_theirs(&theirs, &large_key).await?);
+            }
+        }
+        ours.delete_many(&keys)
+            .await
+            .into_iter()
+            .collect::<storage::Result<Vec<()>>>()?;
+    }
+    println!(
+        "| GCS (fake-gcs-server on 127.0.0.1), best of {ROUNDS} | storage-gcs | object_store | ratio |"
+    );
+    println!("|---|---|---|---|");
+    let mib_s = |size: usize, time: Duration| size as f64 / (1 << 20) as f64 / time.as_secs_f64();
+    println!(
+        "| 1,000 x 64 KiB put, 16 at a time | {:.3} s ({:.0} objects/s) | (no JSON API uploads) | |",
+        best(&puts).as_secs_f64(),
+        SMALL_COUNT as f64 / best(&puts).as_secs_f64()
+    );
+    for (name, ours_time, theirs_time) in [
+        (
+            "1,000 x 64 KiB get, 16 at a time",
+            best(&ours_gets),
+            best(&theirs_gets),
+        ),
+        ("256 MiB get", best(&ours_large), best(&theirs_large)),
+    ] {
+        println!(
+            "| {name} | {:.3} s | {:.3} s | {:.2} |",
+            ours_time.as_secs_f64(),
+            theirs_time.as_secs_f64(),
+            ours_time.as_secs_f64() / theirs_time.as_secs_f64()
+        );
+    }
+    println!(
+        "| 256 MiB streamed put (resumable, unknown length) | {:.3} s ({:.0} MiB/s) | (no JSON API uploads) | |",
+        best(&large_puts).as_secs_f64(),
+        mib_s(LARGE_SIZE, best(&large_puts))
+    );
+    Ok(())
+}
+
+/// Peak resident memory of this process so far (Linux VmHWM), in MiB.
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+async fn memory_check(
+    store: &GcsStorage,
+    chunk: &Bytes,
+    gib: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let key = Key::new("bench/memory-check")?;
+    let up = put_large(store, &key, chunk, gib << 30).await?;
+    let down = get_large_ours(store, &key, gib << 30).await?;
+    store.delete(&key).await?;
+    println!(
+        "\n{gib} GiB stream of unknown length through storage-gcs: up {:.1} s, down {:.1} s, peak resident memory {:.1} MiB",
+        up.as_secs_f64(),
+        down.as_secs_f64(),
+        peak_mib()
+    );
+    Ok(())
+}
