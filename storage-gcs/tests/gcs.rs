@@ -1,0 +1,202 @@
+//! What the conformance kit does not cover: bucket creation, batch
+//! deletes, parallel reads pinned to one generation, the error kinds of a
+//! missing bucket and an unreachable server, and configuration through the
+//! registry. On fake-gcs-server.
+
+#![cfg(feature = "test-servers")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
+
+mod support;
+
+use futures::TryStreamExt;
+use storage_core::config::{ByteSize, Config, Registry};
+use storage_core::conformance::pattern;
+use storage_core::{ErrorKind, GetOptions, Key, PutOptions, Storage, collect_stream};
+use storage_gcs::{GcsConfig, GcsStorage};
+
+fn key(name: &str) -> Key {
+    Key::new(format!("gcs-tests/{}/{name}", fastrand::u64(..))).unwrap()
+}
+
+fn endpoint() -> String {
+    support::var("STORAGE_TEST_FAKE_GCS_ENDPOINT")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_bucket_creates_once_and_then_finds_it() {
+    let mut config = GcsConfig::new(format!("created-{}", fastrand::u32(..)))
+        .with_base_url(endpoint())
+        .anonymous();
+    config.project = Some("storage-test".into());
+    let store = GcsStorage::new(config).unwrap();
+    assert_eq!(
+        store.health().await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(store.create_bucket().await.unwrap(), "first call creates");
+    assert!(
+        !store.create_bucket().await.unwrap(),
+        "second call finds it"
+    );
+    store.health().await.unwrap();
+    let key = Key::new("in-new-bucket").unwrap();
+    store
+        .put(&key, "x".into(), PutOptions::default())
+        .await
+        .unwrap();
+    assert!(store.exists(&key).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_bucket_without_a_project_names_the_setting() {
+    // `cargo xtask test` does not set GOOGLE_CLOUD_PROJECT.
+    let store = GcsStorage::new(GcsConfig::new("b").with_base_url(endpoint()).anonymous()).unwrap();
+    let err = store.create_bucket().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("project"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_many_removes_every_key_and_ignores_missing_ones() {
+    let store = support::fake_gcs();
+    let keys: Vec<Key> = (0..40).map(|i| key(&format!("many-{i:02}"))).collect();
+    for key in &keys[..30] {
+        store
+            .put(key, "x".into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let results = store.delete_many(&keys).await;
+    assert_eq!(results.len(), keys.len());
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for key in &keys {
+        assert!(!store.exists(key).await.unwrap(), "{key} is still there");
+    }
+}
+
+fn small_download_chunks() -> GcsStorage {
+    let mut config = support::config("fake-gcs-server", &endpoint());
+    config.download_chunk_size = ByteSize(256 << 10);
+    config.download_concurrency = 1;
+    GcsStorage::new(config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_ranged_reads_reassemble_the_object_in_order() {
+    let store = small_download_chunks();
+    let key = key("parallel.bin");
+    let data = pattern(3, (3 << 20) + 17);
+    store
+        .put(&key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    let got = store.get(&key, GetOptions::default()).await.unwrap();
+    assert_eq!(got.range, 0..data.len() as u64);
+    let bytes = collect_stream(got.body).await.unwrap();
+    assert!(bytes == data, "the reassembled object differs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_replaced_during_a_parallel_read_fails_the_read() {
+    let store = small_download_chunks();
+    let key = key("replaced.bin");
+    let data = pattern(4, 2 << 20);
+    store
+        .put(&key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    let mut got = store.get(&key, GetOptions::default()).await.unwrap();
+    // Read the first chunk (from the first answer), then replace the object.
+    let mut read = 0usize;
+    while read < (256 << 10) {
+        read += got.body.try_next().await.unwrap().unwrap().len();
+    }
+    store
+        .put(&key, pattern(5, 2 << 20).into(), PutOptions::default())
+        .await
+        .unwrap();
+    let rest: Result<Vec<_>, _> = got.body.try_collect().await;
+    let err = rest.expect_err("a read must not mix two versions of an object");
+    assert_eq!(err.kind(), ErrorKind::PreconditionFailed, "{err}");
+    assert_eq!(err.key(), Some(key.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_bucket_is_not_found() {
+    let store = GcsStorage::new(
+        GcsConfig::new("no-such-bucket-here")
+            .with_base_url(endpoint())
+            .anonymous(),
+    )
+    .unwrap();
+    let key = Key::new("k").unwrap();
+    let err = store.head(&key).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = store.health().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(err.provider(), Some("gcs"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_is_unavailable_and_retryable() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store =
+        GcsStorage::new(support::config("gcs", &format!("http://127.0.0.1:{port}"))).unwrap();
+    let key = Key::new("k").unwrap();
+    let err = store
+        .put(&key, "x".into(), PutOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable());
+    assert_eq!(err.key(), Some("k"));
+    let text = format!("{err} {err:?}");
+    assert!(
+        !text.contains("Bearer") && !text.contains("PRIVATE KEY"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configuration_file_opens_a_gcs_provider() {
+    let text = format!(
+        "[providers.assets]\ntype = \"gcs\"\nbucket = \"{}\"\nbase_url = \"{}\"\nservice_account_path = \"{}\"\nchunk_size = \"512KiB\"\n",
+        support::var("STORAGE_TEST_GCS_BUCKET"),
+        endpoint(),
+        support::var("STORAGE_TEST_GCS_SERVICE_ACCOUNT"),
+    );
+    let config = Config::parse("storage.toml", &text).unwrap();
+    let registry = Registry::with_factories(&[&storage_gcs::FACTORY]);
+    let store = registry.build(&config, "assets").await.unwrap();
+    assert_eq!(store.name(), "assets");
+    assert!(store.capabilities().presign);
+    store.health().await.unwrap();
+
+    let bad = "[providers.assets]\ntype = \"gcs\"\nbucket = \"b\"\nchunk_size = \"300KiB\"\n";
+    let config = Config::parse("storage.toml", bad).unwrap();
+    let err = registry.check(&config).unwrap_err().to_string();
+    assert!(
+        err.starts_with("storage.toml:") && err.contains("assets") && err.contains("256 KiB"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_service_account_key_fails_at_open_naming_the_field() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("key.json");
+    std::fs::write(&path, r#"{"type":"service_account","client_email":"a@b"}"#).unwrap();
+    let err = GcsStorage::new(
+        GcsConfig::new("b")
+            .with_base_url(endpoint())
+            .with_service_account_path(&path),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.to_string().contains("private_key"), "{err}");
+}
