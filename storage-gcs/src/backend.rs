@@ -144,12 +144,12 @@ impl GcsStorage {
         let chunk_size = self.inner.config.chunk_size.0 as usize;
         let mut chunks = Chunker::new(body.into_stream());
         let first = chunks.next_chunk(chunk_size).await?;
-        let mut next = if first.len() < chunk_size {
+        let second = if first.len() < chunk_size {
             bytes::Bytes::new()
         } else {
             chunks.next_chunk(chunk_size).await?
         };
-        if next.is_empty() {
+        if second.is_empty() {
             return multipart(client, &object, first, if_generation_match).await;
         }
         let mut upload = ResumableUpload::start(
@@ -159,27 +159,33 @@ impl GcsStorage {
             self.inner.config.resume_attempts,
         )
         .await?;
-        let mut current = first;
+        // At most two chunks are held: the one on the wire and the one
+        // being read. Whether a full chunk is the last is known only after
+        // it is sent, so a stream that ends on a chunk boundary is
+        // finalized by an empty request that states the total.
         let outcome: Result<ObjectResource> = async {
-            loop {
-                if next.is_empty() {
-                    return match upload.send_chunk(current, true).await? {
-                        Some(object) => Ok(object),
-                        None => Err(Error::new(
-                            ErrorKind::Other,
-                            "GCS did not finish the upload after its last chunk",
-                        )),
-                    };
+            upload.send_chunk(first, false).await?;
+            let mut current = second;
+            let last = loop {
+                if current.len() < chunk_size {
+                    break current;
                 }
-                // Send one chunk while reading the one after the next.
-                let (sent, after) = futures::join!(
+                let (sent, next) = futures::join!(
                     upload.send_chunk(current, false),
                     chunks.next_chunk(chunk_size)
                 );
                 sent?;
-                current = next;
-                next = after?;
-            }
+                current = next?;
+                if current.is_empty() {
+                    break current;
+                }
+            };
+            upload.send_chunk(last, true).await?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Other,
+                    "GCS did not finish the upload after its last chunk",
+                )
+            })
         }
         .await;
         if outcome.is_err() {
@@ -263,15 +269,7 @@ impl GcsStorage {
         source_generation: Option<&str>,
     ) -> Result<ObjectResource> {
         let client = self.client();
-        let url = format!(
-            "{}/rewriteTo/b/{}/o/{}",
-            client.object_url(from),
-            percent_encoding::utf8_percent_encode(
-                &self.inner.config.bucket,
-                crate::signer::UNRESERVED
-            ),
-            percent_encoding::utf8_percent_encode(to, crate::signer::UNRESERVED)
-        );
+        let url = client.rewrite_url(from, to);
         let mut token: Option<String> = None;
         loop {
             let mut query: Vec<(&str, String)> = Vec::new();

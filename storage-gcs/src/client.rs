@@ -63,6 +63,16 @@ impl Client {
         )
     }
 
+    /// `…/o/FROM/rewriteTo/b/BUCKET/o/TO`, a server-side copy in the bucket.
+    pub(crate) fn rewrite_url(&self, from: &str, to: &str) -> String {
+        format!(
+            "{}/rewriteTo/b/{}/o/{}",
+            self.object_url(from),
+            utf8_percent_encode(&self.bucket, UNRESERVED),
+            utf8_percent_encode(to, UNRESERVED)
+        )
+    }
+
     /// `…/storage/v1/b/BUCKET/o`, for listing.
     pub(crate) fn objects_url(&self) -> String {
         format!("{}/o", self.bucket_url())

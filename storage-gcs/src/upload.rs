@@ -1,9 +1,10 @@
 //! Writes: one `uploadType=multipart` request for bodies up to a chunk,
 //! resumable uploads in chunks for anything longer or of unknown length.
 //!
-//! A resumable upload keeps at most three chunks in memory: the one on the
-//! wire, the next (read while the first is sent, and needed to know whether
-//! the first is the last), and the one being read. When a chunk fails on a
+//! A resumable upload keeps at most two chunks in memory: the one on the
+//! wire and the next, read while the first is sent. A stream that ends on
+//! a chunk boundary is finalized by an empty request stating the total
+//! (`Content-Range: bytes */TOTAL`). When a chunk fails on a
 //! dropped connection, a timeout or a 5xx, the session is asked how much it
 //! holds (`Content-Range: bytes */*`) and the chunk is resent from there, so
 //! a broken connection costs at most one chunk, never the whole upload. An
@@ -199,7 +200,8 @@ impl<'a> ResumableUpload<'a> {
     }
 
     /// Sends `chunk`, which starts at the server's offset. `last` tells
-    /// whether it ends the object. Returns the object when `last`.
+    /// whether it ends the object (an empty last chunk only finalizes).
+    /// Returns the object when `last`.
     pub(crate) async fn send_chunk(
         &mut self,
         chunk: Bytes,
@@ -215,16 +217,7 @@ impl<'a> ResumableUpload<'a> {
                 .put_bytes(chunk.slice(offset..), self.persisted, total)
                 .await;
             let failure = match attempt {
-                Ok(SessionState::Done(object)) if last => {
-                    self.session = None;
-                    return Ok(Some(*object));
-                }
-                Ok(SessionState::Done(_)) => {
-                    return Err(Error::new(
-                        ErrorKind::Other,
-                        "GCS finished the upload before its last chunk",
-                    ));
-                }
+                Ok(SessionState::Done(object)) => return self.finished(*object, last).map(Some),
                 Ok(SessionState::Holds(held)) if held == end && !last => {
                     self.persisted = held;
                     return Ok(None);
@@ -250,17 +243,8 @@ impl<'a> ResumableUpload<'a> {
             tracing::debug!(error = %failure, attempt = failures, "a resumable upload chunk failed; asking the session where it stands");
             tokio::time::sleep(backoff(failures)).await;
             match self.query().await {
-                Ok(SessionState::Done(object)) if last => {
-                    self.session = None;
-                    return Ok(Some(*object));
-                }
-                Ok(SessionState::Done(_)) => {
-                    return Err(Error::new(
-                        ErrorKind::Other,
-                        "GCS finished the upload before its last chunk",
-                    ));
-                }
-                Ok(SessionState::Holds(held)) if held >= start && held <= end => {
+                Ok(SessionState::Done(object)) => return self.finished(*object, last).map(Some),
+                Ok(SessionState::Holds(held)) if (start..=end).contains(&held) => {
                     self.persisted = held;
                 }
                 Ok(SessionState::Holds(held)) => {
@@ -276,6 +260,19 @@ impl<'a> ResumableUpload<'a> {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    /// The session says the object is written: right only after the last
+    /// chunk.
+    fn finished(&mut self, object: ObjectResource, last: bool) -> Result<ObjectResource> {
+        if !last {
+            return Err(Error::new(
+                ErrorKind::Other,
+                "GCS finished the upload before its last chunk",
+            ));
+        }
+        self.session = None;
+        Ok(object)
     }
 
     /// One PUT of `data` at `offset`.
@@ -329,7 +326,9 @@ impl<'a> ResumableUpload<'a> {
 impl Drop for ResumableUpload<'_> {
     fn drop(&mut self) {
         // Dropped mid-way (the put was cancelled): cancel on the server in
-        // the background, with a client that outlives this borrow.
+        // the background. The session URL is its own credential (GCS
+        // accepts requests to it without a token), so the request needs
+        // nothing that lives in this borrow.
         if let Some(session) = self.session.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {

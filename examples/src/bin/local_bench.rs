@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use storage_core::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
+use storage_examples::best;
 use storage_local::{LocalConfig, LocalStorage};
 
 const WRITE_CHUNK: usize = 4 << 20;
@@ -85,13 +86,6 @@ fn peak_rss() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-/// The best of the rounds: what the code can do when the shared disk is
-/// not busy with someone else's write-back. `BENCH_VERBOSE=1` prints every
-/// round.
-fn best(times: &[Duration]) -> Duration {
-    times.iter().copied().min().unwrap_or_default()
 }
 
 fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {

@@ -22,6 +22,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
+use storage_examples::{best, chunk_of, peak_mib};
 use storage_s3::{S3Config, S3Storage};
 
 const SMALL_COUNT: usize = 1000;
@@ -34,14 +35,6 @@ const ROUNDS: usize = 3;
 fn var(name: &str) -> Result<String, String> {
     std::env::var(name)
         .map_err(|_| format!("{name} is not set; run this through `cargo xtask bench s3`"))
-}
-
-fn chunk_of(size: usize, seed: u8) -> Bytes {
-    Bytes::from(
-        (0..size)
-            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-            .collect::<Vec<u8>>(),
-    )
 }
 
 async fn ours_small(
@@ -152,10 +145,6 @@ async fn one_mib_round_trips(
             .await?;
     }
     Ok(start.elapsed())
-}
-
-fn best(times: &[Duration]) -> Duration {
-    times.iter().copied().min().unwrap_or_default()
 }
 
 #[tokio::main]
@@ -270,18 +259,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         with_layers.as_secs_f64() / bare.as_secs_f64()
     );
     Ok(())
-}
-
-/// Peak resident memory of this process so far (Linux VmHWM), in MiB.
-fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 async fn memory_check(
