@@ -6,6 +6,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LAST_MODIFIED};
 use reqwest::{Method, Response};
@@ -66,7 +67,7 @@ pub(crate) async fn get(
                     "the object was replaced while it was being read",
                 ));
             }
-            response.bytes().await.map_err(from_transport)
+            read_exactly(response, part_range_len(start, chunk, size)).await
         }
     });
     let rest = stream::iter(rest).buffered(split.concurrency);
@@ -75,6 +76,37 @@ pub(crate) async fn get(
         range,
         body: take_prefix(body, chunk).chain(rest).boxed(),
     }))
+}
+
+/// The length of the part that starts at `start`.
+fn part_range_len(start: u64, chunk: u64, size: u64) -> usize {
+    ((start + chunk).min(size) - start) as usize
+}
+
+/// A part's bytes, collected into one buffer of exactly its size (no
+/// doubling growth, so the parts in flight cost what they hold); an
+/// answer of another length is an error, never a silent short read.
+async fn read_exactly(response: Response, len: usize) -> Result<Bytes> {
+    let mut part = BytesMut::with_capacity(len);
+    let mut stream = response.bytes_stream();
+    while let Some(piece) = stream.try_next().await.map_err(from_transport)? {
+        if part.len() + piece.len() > len {
+            return Err(short_or_long(len, "more"));
+        }
+        part.extend_from_slice(&piece);
+    }
+    if part.len() != len {
+        return Err(short_or_long(len, "fewer"));
+    }
+    Ok(part.freeze())
+}
+
+fn short_or_long(len: usize, which: &str) -> Error {
+    Error::new(
+        ErrorKind::Corruption,
+        format!("a ranged read of {len} bytes answered with {which} bytes"),
+    )
+    .with_retryable(true)
 }
 
 /// `GET …/o/NAME?alt=media` with the range and generation conditions.
