@@ -6,6 +6,8 @@
 #![cfg(feature = "test-servers")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
 
+mod support;
+
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
@@ -13,12 +15,7 @@ use sha2::{Digest, Sha256};
 use storage_core::conformance::pattern;
 use storage_core::{GetOptions, Key, PutOptions, Storage};
 use storage_s3::{S3Config, S3Storage};
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: the S3 test servers are not running; use `cargo xtask test`")
-    })
-}
+use support::var;
 
 /// Runs a boto3 script against moto; its stdout is returned.
 fn boto3(script: &str, args: &[&str]) -> String {

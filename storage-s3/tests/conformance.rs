@@ -6,16 +6,11 @@
 #![cfg(feature = "test-servers")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
 
+mod support;
+
 use storage_core::conformance::Fixture;
 use storage_s3::{S3Config, S3Storage};
-
-/// A variable the test command sets; missing means the servers are not
-/// running, which fails the test rather than skipping it.
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: the S3 test servers are not running; use `cargo xtask test`")
-    })
-}
+use support::var;
 
 fn store(server: &str, endpoint: &str, access_key: &str, secret: &str) -> S3Storage {
     let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))

@@ -5,18 +5,15 @@
 #![cfg(feature = "test-servers")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
 
+mod support;
+
 use std::time::Duration;
 
 use futures::StreamExt;
 use storage_core::conformance::pattern;
 use storage_core::{Body, Bytes, ErrorKind, GetOptions, Key, PutOptions, Storage};
 use storage_s3::{S3Config, S3Storage};
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: the S3 test servers are not running; use `cargo xtask test`")
-    })
-}
+use support::var;
 
 fn moto() -> S3Storage {
     let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))

@@ -1,4 +1,5 @@
-//! A fault-injecting HTTP proxy for the layer tests: it sits on 127.0.0.1
+//! What the S3 test binaries share: the servers' variables, and a
+//! fault-injecting HTTP proxy for the layer tests: it sits on 127.0.0.1
 //! between the S3 client and a real test server and, by seeded chance or
 //! by switch, answers 503 (with Retry-After), resets connections, truncates
 //! or stalls response bodies, and adds latency.
@@ -15,6 +16,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+
+/// A variable the test command sets; missing means the servers are not
+/// running, which fails the test rather than skipping it.
+pub(crate) fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: the S3 test servers are not running; use `cargo xtask test`")
+    })
+}
 
 /// What goes wrong, and how often (0.0 to 1.0 each, drawn per request).
 #[derive(Debug, Clone, Default)]
