@@ -37,8 +37,13 @@ pub struct Capabilities {
     pub copy: bool,
     /// Server-side rename (move).
     pub rename: bool,
-    /// Presigned GET and PUT URLs.
+    /// Presigned GET URLs (and PUT URLs, unless `presign_put` is false).
     pub presign: bool,
+    /// Presigned PUT URLs: uploads that never pass through this process.
+    /// False where something must see every upload's bytes (the validation
+    /// layer with size, type or scanner checks); meaningless without
+    /// `presign`.
+    pub presign_put: bool,
 }
 
 impl Capabilities {
@@ -55,6 +60,7 @@ impl Capabilities {
             copy: true,
             rename: true,
             presign: true,
+            presign_put: true,
         }
     }
 }

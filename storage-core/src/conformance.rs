@@ -60,6 +60,13 @@ impl Fixture {
         }
     }
 
+    /// Wraps the provider (in layers, say), keeping the guards: the kit
+    /// then checks the stack as a whole.
+    pub fn map_storage(mut self, wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>) -> Self {
+        self.storage = wrap(self.storage);
+        self
+    }
+
     /// Keeps `guard` (a temporary folder, a server handle) alive until the
     /// case ends.
     pub fn with_guard(mut self, guard: impl Any + Send) -> Self {
@@ -1241,7 +1248,8 @@ pub mod cases {
         options: PresignOptions,
     ) -> Option<PresignedRequest> {
         let result = h.storage().presign(method, key, expires_in, options).await;
-        if !h.caps().presign {
+        let caps = h.caps();
+        if !caps.presign || (method == PresignMethod::Put && !caps.presign_put) {
             assert_kind(result, ErrorKind::Unsupported);
             return None;
         }

@@ -33,3 +33,27 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 storage_core::conformance_suite!(local_with_presign_server);
+
+/// The same kit through the validation layer with a size limit: presigned
+/// uploads would bypass it, so the stack declares `presign_put` false and
+/// the kit checks they are refused as unsupported, while presigned
+/// downloads and everything else still pass.
+mod validated {
+    use super::*;
+    use std::sync::Arc;
+    use storage_core::Storage;
+    use storage_core::config::ByteSize;
+    use storage_core::layers::{Validation, ValidationConfig};
+
+    async fn setup() -> Fixture {
+        local_with_presign_server().await.map_storage(|local| {
+            let mut config = ValidationConfig::default();
+            config.max_size = Some(ByteSize(64 << 20));
+            let validated = Validation::new(local, config);
+            assert!(!validated.capabilities().presign_put);
+            Arc::new(validated)
+        })
+    }
+
+    storage_core::conformance_suite!(setup);
+}

@@ -148,6 +148,15 @@ impl<S: Storage> Validation<S> {
         }
     }
 
+    /// A presigned upload bypasses this layer: it is allowed only when it
+    /// cannot carry what the layer would refuse (only an extension rule,
+    /// which the signed key itself shows, is checkable at signing time).
+    fn refuses_presigned_uploads(&self) -> bool {
+        self.scanner.is_some()
+            || !self.config.allowed_content_types.is_empty()
+            || self.config.max_size.is_some()
+    }
+
     /// Asks `scanner` about every upload too.
     pub fn with_scanner(mut self, scanner: Arc<dyn Scanner>) -> Self {
         self.scanner = Some(scanner);
@@ -289,7 +298,9 @@ impl<S: Storage> Storage for Validation<S> {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        let mut capabilities = self.inner.capabilities();
+        capabilities.presign_put &= !self.refuses_presigned_uploads();
+        capabilities
     }
 
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
@@ -358,12 +369,7 @@ impl<S: Storage> Storage for Validation<S> {
         options: PresignOptions,
     ) -> Result<PresignedRequest> {
         if method == PresignMethod::Put {
-            // A presigned upload bypasses this layer: it is allowed only
-            // when it cannot carry what the layer would refuse.
-            if self.scanner.is_some()
-                || !self.config.allowed_content_types.is_empty()
-                || self.config.max_size.is_some()
-            {
+            if self.refuses_presigned_uploads() {
                 return Err(Error::unsupported(
                     "presigned uploads cannot be validated (size, content or scanner checks); upload through the library",
                 )
