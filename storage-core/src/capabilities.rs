@@ -44,6 +44,16 @@ pub struct Capabilities {
     /// layer with size, type or scanner checks); meaningless without
     /// `presign`.
     pub presign_put: bool,
+    /// Presigned PUT URLs live as long as asked. False where the server
+    /// fixes their lifetime (Supabase Storage: 60 s unless configured);
+    /// the [`PresignedRequest`](crate::PresignedRequest)'s `expires_at`
+    /// then states the real one, which may be longer than asked.
+    pub presign_put_chosen_expiry: bool,
+    /// A presigned PUT binds its content type: an upload with another one
+    /// is refused. False where the server's signature covers no headers
+    /// (Supabase Storage); the request still lists the content type to
+    /// send.
+    pub presign_put_content_type: bool,
 }
 
 impl Capabilities {
@@ -61,6 +71,8 @@ impl Capabilities {
             rename: true,
             presign: true,
             presign_put: true,
+            presign_put_chosen_expiry: true,
+            presign_put_content_type: true,
         }
     }
 }
