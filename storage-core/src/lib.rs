@@ -18,6 +18,8 @@ mod storage;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod testing;
 
 pub use body::{Body, ByteStream, GetResult, collect_stream, take_prefix};
 pub use capabilities::Capabilities;

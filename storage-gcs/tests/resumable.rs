@@ -85,7 +85,7 @@ async fn unknown_length_streams_upload_in_chunks_on_fake_gcs_server() {
 async fn a_dropped_connection_mid_upload_resumes_instead_of_restarting() {
     let size = 6 * CHUNK + 777;
     // Cut inside the third chunk's request.
-    let proxy = support::CuttingProxy::start(
+    let proxy = storage_core::testing::CuttingProxy::start(
         &support::var("STORAGE_TEST_GCS_EMULATOR_ENDPOINT"),
         2 * CHUNK + CHUNK / 2,
     )

@@ -966,7 +966,12 @@ fn tus_create(shared: &Shared, headers: &HeaderMap) -> Response {
             data: Vec::new(),
         },
     );
-    let base = shared.base.lock().unwrap().clone();
+    // As tus-node-server does: the Location is on the host the client
+    // asked (a proxy in front stays in front).
+    let base = match header(headers, "host") {
+        Some(host) => format!("http://{host}"),
+        None => shared.base.lock().unwrap().clone(),
+    };
     Response::builder()
         .status(201)
         .header("tus-resumable", "1.0.0")

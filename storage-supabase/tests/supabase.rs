@@ -1,0 +1,323 @@
+//! What the conformance kit does not cover: TUS uploads and their
+//! resumption, the error kinds of the wire facts' error table, signed
+//! upload URLs with the server's own lifetime, bucket limits, public URLs,
+//! batch deletes and health. Against the repository's test server (or a
+//! real one: see `tests/support`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::{StreamExt, stream};
+use storage_core::config::ByteSize;
+use storage_core::conformance::pattern;
+use storage_core::testing::CuttingProxy;
+use storage_core::{
+    Body, ErrorKind, GetOptions, Key, PresignMethod, PutOptions, Storage, collect_stream,
+};
+use storage_supabase::{SupabaseConfig, SupabaseStorage};
+
+const CHUNK: u64 = 256 << 10;
+
+fn key(name: &str) -> Key {
+    Key::new(format!("tests/{}/{name}", fastrand::u64(..))).unwrap()
+}
+
+/// `data` as a stream of unknown length in uneven pieces.
+fn unknown_length(data: Bytes) -> Body {
+    let pieces: Vec<storage_core::Result<Bytes>> = (0..data.len())
+        .step_by(100_003)
+        .map(|at| Ok(data.slice(at..(at + 100_003).min(data.len()))))
+        .collect();
+    Body::from_stream(stream::iter(pieces))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_length_streams_go_through_tus_and_read_back_whole() {
+    let test =
+        support::store_with(Duration::from_secs(60), |c| c.chunk_size = ByteSize(CHUNK)).await;
+    for size in [3 * CHUNK + 12_345, 4 * CHUNK] {
+        let key = key("tus ü.bin");
+        let data = pattern(size, size as usize);
+        let options = PutOptions::default()
+            .with_content_type("application/x-test")
+            .with_cache_control("max-age=60")
+            .with_metadata("origin", "tus");
+        let written = test
+            .store
+            .put(&key, unknown_length(data.clone()), options)
+            .await
+            .unwrap();
+        assert_eq!(written.size, size);
+        let meta = test.store.head(&key).await.unwrap();
+        assert_eq!(meta.size, size);
+        assert_eq!(meta.etag, written.etag);
+        assert_eq!(meta.content_type.as_deref(), Some("application/x-test"));
+        assert_eq!(meta.cache_control.as_deref(), Some("max-age=60"));
+        assert_eq!(meta.user_metadata["origin"], "tus");
+        let got = test.store.get(&key, GetOptions::default()).await.unwrap();
+        assert!(
+            collect_stream(got.body).await.unwrap() == data,
+            "{size} bytes differ"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_connection_mid_upload_resumes_instead_of_restarting() {
+    let test = support::store().await;
+    let size = 6 * CHUNK + 777;
+    let proxy = CuttingProxy::start(&test.url, 2 * CHUNK + CHUNK / 2).await;
+    let mut config = SupabaseConfig::new(&proxy.url, test.store.config().bucket.clone())
+        .with_key(test.key.as_str());
+    config.chunk_size = ByteSize(CHUNK);
+    let through = SupabaseStorage::new(config).unwrap();
+    let key = key("resumed.bin");
+    let data = pattern(9, size as usize);
+    through
+        .put(&key, unknown_length(data.clone()), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        proxy.cuts(),
+        1,
+        "the proxy should have dropped one connection"
+    );
+    let overhead = proxy.sent() - size;
+    assert!(
+        overhead < CHUNK,
+        "sent {} bytes for a {size}-byte object: the upload restarted instead of resuming",
+        proxy.sent()
+    );
+    let got = test.store.get(&key, GetOptions::default()).await.unwrap();
+    assert!(
+        collect_stream(got.body).await.unwrap() == data,
+        "the resumed object differs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_fails_mid_upload_leaves_the_previous_object() {
+    let test =
+        support::store_with(Duration::from_secs(60), |c| c.chunk_size = ByteSize(CHUNK)).await;
+    let key = key("kept.bin");
+    test.store
+        .put(&key, "previous".into(), PutOptions::default())
+        .await
+        .unwrap();
+    let good = stream::iter((0..5).map(|i| Ok(pattern(i, CHUNK as usize))));
+    let failing = good.chain(stream::once(async {
+        Err(storage_core::Error::new(
+            ErrorKind::Other,
+            "the source broke",
+        ))
+    }));
+    let err = test
+        .store
+        .put(&key, Body::from_stream(failing), PutOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("the source broke"), "{err}");
+    let got = test.store.get(&key, GetOptions::default()).await.unwrap();
+    assert_eq!(&collect_stream(got.body).await.unwrap()[..], b"previous");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_error_tables_cases_are_the_contracts_kinds() {
+    let test = support::store_with(Duration::from_secs(60), |c| {
+        c.file_size_limit = Some(ByteSize(1000));
+        c.allowed_mime_types = vec!["text/*".into(), "image/png".into()];
+    })
+    .await;
+    let store = &test.store;
+    let missing = key("missing");
+    assert_eq!(
+        store.head(&missing).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store
+            .get(&missing, GetOptions::default())
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert!(!store.exists(&missing).await.unwrap());
+
+    let existing = key("existing.txt");
+    let text = PutOptions::default().with_content_type("text/plain");
+    store
+        .put(&existing, "v1".into(), text.clone())
+        .await
+        .unwrap();
+    let err = store
+        .put(&existing, "v2".into(), text.clone().create_new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+
+    let json = PutOptions::default().with_content_type("application/json");
+    let err = store
+        .put(&key("data.json"), "{}".into(), json)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.message().contains("InvalidMimeType"), "{err}");
+
+    let err = store
+        .put(&key("big.txt"), vec![b'x'; 1001].into(), text)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
+    assert_eq!(err.provider(), Some("supabase"));
+
+    let no_bucket = SupabaseStorage::new(
+        SupabaseConfig::new(&test.url, "no-such-bucket").with_key(test.key.as_str()),
+    )
+    .unwrap();
+    let err = no_bucket.head(&missing).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(
+        no_bucket.health().await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    let wrong_key = SupabaseStorage::new(
+        SupabaseConfig::new(&test.url, store.config().bucket.clone())
+            .with_key("eyJhbGciOiJIUzI1NiJ9.e30.d3Jvbmc"),
+    )
+    .unwrap();
+    let err = wrong_key.head(&existing).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(
+        !format!("{err:?}").contains("d3Jvbmc"),
+        "the key leaked: {err:?}"
+    );
+
+    // Hostile keys never become keys, so they never reach the server.
+    for hostile in ["../etc/passwd", "/absolute", "a/../../b", "nul\0byte"] {
+        assert!(Key::new(hostile).is_err(), "{hostile:?} became a key");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_upload_url_states_and_keeps_the_servers_lifetime() {
+    let test = support::store_with(Duration::from_secs(2), |_| {}).await;
+    let key = key("upload via url.txt");
+    // Asked for ten minutes; the server grants its own two seconds.
+    let signed = test
+        .store
+        .presign(
+            PresignMethod::Put,
+            &key,
+            Duration::from_secs(600),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let lifetime = signed
+        .expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    assert!(lifetime <= Duration::from_secs(2), "{lifetime:?}");
+    let client = reqwest::Client::new();
+    let response = client
+        .put(signed.url.as_str())
+        .header("content-type", "text/plain")
+        .body("first")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(
+        &test
+            .store
+            .get(&key, GetOptions::default())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()[..],
+        b"first"
+    );
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    let late = client
+        .put(signed.url.as_str())
+        .body("late")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        late.status().is_client_error(),
+        "an expired upload URL gave {}",
+        late.status()
+    );
+    assert_eq!(
+        &test
+            .store
+            .get(&key, GetOptions::default())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()[..],
+        b"first"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_buckets_serve_public_urls_and_private_ones_do_not() {
+    let public = support::store_with(Duration::from_secs(60), |c| c.public = true).await;
+    let key = key("open.txt");
+    public
+        .store
+        .put(&key, "for everyone".into(), PutOptions::default())
+        .await
+        .unwrap();
+    let url = public.store.public_url(&key).unwrap();
+    let response = reqwest::get(url.as_str()).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(&response.bytes().await.unwrap()[..], b"for everyone");
+
+    let private = support::store().await;
+    private
+        .store
+        .put(&key, "not for everyone".into(), PutOptions::default())
+        .await
+        .unwrap();
+    let url = private.store.public_url(&key).unwrap();
+    let response = reqwest::get(url.as_str()).await.unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_many_removes_every_key_and_ignores_missing_ones() {
+    let mut test = support::store().await;
+    test.store = SupabaseStorage::new({
+        let mut config = test.store.config().clone();
+        config.delete_batch = 7;
+        config
+    })
+    .unwrap();
+    let keys: Vec<Key> = (0..30).map(|i| key(&format!("many {i:02}"))).collect();
+    for key in &keys[..20] {
+        test.store
+            .put(key, "x".into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let results = test.store.delete_many(&keys).await;
+    assert_eq!(results.len(), keys.len());
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for key in &keys {
+        assert!(
+            !test.store.exists(key).await.unwrap(),
+            "{key} is still there"
+        );
+    }
+    test.store.health().await.unwrap();
+}
