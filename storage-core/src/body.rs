@@ -173,6 +173,91 @@ pub fn take_prefix(stream: ByteStream, limit: u64) -> ByteStream {
     ))
 }
 
+/// Reads a body stream in pieces of an exact size: what chunked and
+/// resumable uploads send. Pieces that fill a chunk alone are handed on
+/// without copying.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use storage_core::{Body, ChunkReader};
+///
+/// let mut chunks = ChunkReader::new(Body::from("abcdefghij").into_stream());
+/// assert_eq!(&chunks.next_chunk(4).await?[..], b"abcd");
+/// assert_eq!(&chunks.next_chunk(4).await?[..], b"efgh");
+/// assert_eq!(&chunks.next_chunk(4).await?[..], b"ij");
+/// assert!(chunks.next_chunk(4).await?.is_empty());
+/// # Ok::<(), storage_core::Error>(())
+/// # }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub struct ChunkReader {
+    stream: ByteStream,
+    carry: Option<Bytes>,
+    ended: bool,
+}
+
+impl fmt::Debug for ChunkReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkReader")
+            .field("carried", &self.carry.as_ref().map_or(0, Bytes::len))
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkReader {
+    /// Reads `stream`.
+    pub fn new(stream: ByteStream) -> Self {
+        Self {
+            stream,
+            carry: None,
+            ended: false,
+        }
+    }
+
+    /// The next `size` bytes; fewer only when the stream ended, empty at
+    /// its end.
+    pub async fn next_chunk(&mut self, size: usize) -> Result<Bytes> {
+        let mut chunk = BytesMut::new();
+        loop {
+            let piece = match self.carry.take() {
+                Some(piece) => piece,
+                None if self.ended => break,
+                None => match self.stream.try_next().await? {
+                    Some(piece) => piece,
+                    None => {
+                        self.ended = true;
+                        break;
+                    }
+                },
+            };
+            let wanted = size - chunk.len();
+            if piece.len() > wanted {
+                // Zero-copy when the piece alone fills the chunk.
+                if chunk.is_empty() {
+                    self.carry = Some(piece.slice(wanted..));
+                    return Ok(piece.slice(..wanted));
+                }
+                chunk.extend_from_slice(&piece[..wanted]);
+                self.carry = Some(piece.slice(wanted..));
+            } else if chunk.is_empty() && piece.len() == wanted {
+                return Ok(piece);
+            } else {
+                if chunk.capacity() == 0 {
+                    chunk.reserve(size);
+                }
+                chunk.extend_from_slice(&piece);
+            }
+            if chunk.len() == size {
+                break;
+            }
+        }
+        Ok(chunk.freeze())
+    }
+}
+
 /// Reads a stream of chunks into one buffer.
 pub async fn collect_stream(mut stream: ByteStream) -> Result<Bytes> {
     let mut first: Option<Bytes> = None;
@@ -273,6 +358,30 @@ impl fmt::Debug for GetResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn chunk_reader_cuts_exact_sizes_until_the_end() {
+        let items: Vec<Result<Bytes>> = [&b"abc"[..], b"defgh", b"i", b"", b"jk"]
+            .iter()
+            .map(|p| Ok(Bytes::copy_from_slice(p)))
+            .collect();
+        let mut chunks = ChunkReader::new(Box::pin(stream::iter(items)));
+        assert_eq!(&chunks.next_chunk(4).await.unwrap()[..], b"abcd");
+        assert_eq!(&chunks.next_chunk(4).await.unwrap()[..], b"efgh");
+        assert_eq!(&chunks.next_chunk(4).await.unwrap()[..], b"ijk");
+        assert!(chunks.next_chunk(4).await.unwrap().is_empty());
+        assert!(chunks.next_chunk(4).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn chunk_reader_returns_the_streams_error() {
+        let items: Vec<Result<Bytes>> = vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(Error::new(ErrorKind::Other, "boom")),
+        ];
+        let mut chunks = ChunkReader::new(Box::pin(stream::iter(items)));
+        assert!(chunks.next_chunk(4).await.is_err());
+    }
 
     fn chunks(parts: &[&'static str]) -> ByteStream {
         let items: Vec<Result<Bytes>> = parts.iter().map(|p| Ok(Bytes::from(*p))).collect();

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::{Method, StatusCode};
 use storage_core::{
-    Body, Capabilities, Error, ErrorKind, GetOptions, GetResult, Key, ListEntry, ListOptions,
-    ListStream, ObjectMeta, Operation, Prefix, PresignMethod, PresignOptions, PresignedRequest,
-    PutOptions, PutResult, Result, Storage, WriteMode, async_trait,
+    Body, Capabilities, ChunkReader, Error, ErrorKind, GetOptions, GetResult, Key, ListEntry,
+    ListOptions, ListStream, ObjectMeta, Operation, Prefix, PresignMethod, PresignOptions,
+    PresignedRequest, PutOptions, PutResult, Result, Storage, WriteMode, async_trait,
 };
 
 use crate::client::{Client, error_of};
@@ -17,7 +17,7 @@ use crate::credentials::{Auth, SigningKey};
 use crate::download::{self, Split, as_generation};
 use crate::resource::{ListPage, NewObject, ObjectResource, RewriteResponse};
 use crate::signer::{SignedUrlRequest, signed_url};
-use crate::upload::{Chunker, ResumableUpload, multipart};
+use crate::upload::{ResumableUpload, multipart};
 
 /// One Google Cloud Storage bucket, on the JSON API.
 ///
@@ -142,7 +142,7 @@ impl GcsStorage {
             return multipart(client, &object, bytes.clone(), if_generation_match).await;
         }
         let chunk_size = self.inner.config.chunk_size.0 as usize;
-        let mut chunks = Chunker::new(body.into_stream());
+        let mut chunks = ChunkReader::new(body.into_stream());
         let first = chunks.next_chunk(chunk_size).await?;
         let second = if first.len() < chunk_size {
             bytes::Bytes::new()

@@ -99,7 +99,7 @@ impl Client {
             Some(token) => request.header(AUTHORIZATION, format!("Bearer {token}")),
             None => request,
         };
-        request.send().await.map_err(from_transport)
+        send_once_more_if_stale(request).await
     }
 
     /// Sends with credentials; a non-success answer is the contract's
@@ -116,6 +116,29 @@ impl Client {
     ) -> Result<T> {
         let response = self.send(request).await?;
         read_json(response).await
+    }
+}
+
+/// Sends `request`; an idempotent one (GET, HEAD, DELETE) whose
+/// connection failed before any answer is sent once more at once. A pooled
+/// connection the server has just closed fails that way, and every HTTP
+/// client retries it; anything else is left to the retry layer.
+async fn send_once_more_if_stale(request: RequestBuilder) -> Result<Response> {
+    let idempotent = request
+        .try_clone()
+        .and_then(|r| r.build().ok())
+        .is_some_and(|r| matches!(*r.method(), Method::GET | Method::HEAD | Method::DELETE));
+    let again = if idempotent {
+        request.try_clone()
+    } else {
+        None
+    };
+    match request.send().await {
+        Err(err) if !err.is_timeout() && (err.is_connect() || err.is_request()) => match again {
+            Some(again) => again.send().await.map_err(from_transport),
+            None => Err(from_transport(err)),
+        },
+        other => other.map_err(from_transport),
     }
 }
 

@@ -11,73 +11,14 @@
 //! upload that fails or is dropped cancels its session, so no object
 //! appears and the previous one stays.
 
-use std::time::Duration;
-
 use bytes::{Bytes, BytesMut};
-use futures::TryStreamExt;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode};
-use storage_core::{ByteStream, Error, ErrorKind, Result};
+use storage_core::layers::RetryConfig;
+use storage_core::{Error, ErrorKind, Result};
 
 use crate::client::{Client, error_of, header, read_json};
 use crate::resource::{NewObject, ObjectResource};
-
-/// Reads a body stream in pieces of an exact size.
-pub(crate) struct Chunker {
-    stream: ByteStream,
-    carry: Option<Bytes>,
-    ended: bool,
-}
-
-impl Chunker {
-    pub(crate) fn new(stream: ByteStream) -> Self {
-        Self {
-            stream,
-            carry: None,
-            ended: false,
-        }
-    }
-
-    /// The next `size` bytes; fewer only when the stream ended, empty at
-    /// its end.
-    pub(crate) async fn next_chunk(&mut self, size: usize) -> Result<Bytes> {
-        let mut chunk = BytesMut::new();
-        loop {
-            let piece = match self.carry.take() {
-                Some(piece) => piece,
-                None if self.ended => break,
-                None => match self.stream.try_next().await? {
-                    Some(piece) => piece,
-                    None => {
-                        self.ended = true;
-                        break;
-                    }
-                },
-            };
-            let wanted = size - chunk.len();
-            if piece.len() > wanted {
-                // Zero-copy when the piece alone fills the chunk.
-                if chunk.is_empty() {
-                    self.carry = Some(piece.slice(wanted..));
-                    return Ok(piece.slice(..wanted));
-                }
-                chunk.extend_from_slice(&piece[..wanted]);
-                self.carry = Some(piece.slice(wanted..));
-            } else if chunk.is_empty() && piece.len() == wanted {
-                return Ok(piece);
-            } else {
-                if chunk.capacity() == 0 {
-                    chunk.reserve(size);
-                }
-                chunk.extend_from_slice(&piece);
-            }
-            if chunk.len() == size {
-                break;
-            }
-        }
-        Ok(chunk.freeze())
-    }
-}
 
 /// The preconditions of a write, as the JSON API's query parameters.
 pub(crate) fn generation_condition(
@@ -241,7 +182,10 @@ impl<'a> ResumableUpload<'a> {
                 return Err(failure);
             }
             tracing::debug!(error = %failure, attempt = failures, "a resumable upload chunk failed; asking the session where it stands");
-            tokio::time::sleep(backoff(failures)).await;
+            tokio::time::sleep(
+                RetryConfig::default().delay(failures as u32, failure.retry_after()),
+            )
+            .await;
             match self.query().await {
                 Ok(SessionState::Done(object)) => return self.finished(*object, last).map(Some),
                 Ok(SessionState::Holds(held)) if (start..=end).contains(&held) => {
@@ -387,41 +331,9 @@ async fn session_state(response: Response) -> Result<SessionState> {
     }
 }
 
-/// Exponential backoff with full jitter, from 100 ms to 5 s.
-fn backoff(attempt: usize) -> Duration {
-    let ceiling = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
-    Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::stream;
-
-    fn chunker(pieces: &[&'static [u8]]) -> Chunker {
-        let items: Vec<Result<Bytes>> = pieces.iter().map(|p| Ok(Bytes::from_static(p))).collect();
-        Chunker::new(Box::pin(stream::iter(items)))
-    }
-
-    #[tokio::test]
-    async fn chunks_have_the_exact_size_until_the_end() {
-        let mut chunks = chunker(&[b"abc", b"defgh", b"i", b"", b"jk"]);
-        assert_eq!(&chunks.next_chunk(4).await.unwrap()[..], b"abcd");
-        assert_eq!(&chunks.next_chunk(4).await.unwrap()[..], b"efgh");
-        assert_eq!(&chunks.next_chunk(4).await.unwrap()[..], b"ijk");
-        assert!(chunks.next_chunk(4).await.unwrap().is_empty());
-        assert!(chunks.next_chunk(4).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_stream_error_is_returned() {
-        let items: Vec<Result<Bytes>> = vec![
-            Ok(Bytes::from_static(b"ab")),
-            Err(Error::new(ErrorKind::Other, "boom")),
-        ];
-        let mut chunks = Chunker::new(Box::pin(stream::iter(items)));
-        assert!(chunks.next_chunk(4).await.is_err());
-    }
 
     #[test]
     fn the_boundary_never_occurs_in_the_data() {
@@ -429,14 +341,5 @@ mod tests {
         let boundary = boundary_for(data);
         assert!(!contains(data, boundary.as_bytes()));
         assert!(contains(b"xxabcxx", b"abc"));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 1..20 {
-            let delay = backoff(attempt);
-            assert!(delay <= Duration::from_secs(5), "{delay:?}");
-            assert!(delay >= Duration::from_millis(50), "{delay:?}");
-        }
     }
 }

@@ -200,3 +200,29 @@ async fn a_bad_service_account_key_fails_at_open_naming_the_field() {
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
     assert!(err.to_string().contains("private_key"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_on_a_dropped_connection_is_sent_once_more_and_a_write_is_not() {
+    let direct = support::fake_gcs();
+    let key = key("stale.txt");
+    direct
+        .put(&key, "here".into(), PutOptions::default())
+        .await
+        .unwrap();
+    // The first request's first byte kills its connection.
+    let proxy = storage_core::testing::CuttingProxy::start(&endpoint(), 1).await;
+    let through = GcsStorage::new(support::config("gcs", &proxy.url)).unwrap();
+    assert_eq!(through.head(&key).await.unwrap().size, 4);
+    assert_eq!(proxy.cuts(), 1);
+
+    let proxy = storage_core::testing::CuttingProxy::start(&endpoint(), 1).await;
+    let through = GcsStorage::new(support::config("gcs", &proxy.url)).unwrap();
+    let err = through
+        .put(&key, "not twice".into(), PutOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable(), "the retry layer may send it again");
+    let got = direct.get(&key, GetOptions::default()).await.unwrap();
+    assert_eq!(&got.bytes().await.unwrap()[..], b"here");
+}

@@ -11,9 +11,9 @@ use reqwest::header::{
 };
 use reqwest::{Method, Response, StatusCode};
 use storage_core::{
-    Body, Capabilities, Error, ErrorKind, GetOptions, GetResult, Key, ListOptions, ListStream,
-    ObjectMeta, Operation, Prefix, PresignMethod, PresignOptions, PresignedRequest, PutOptions,
-    PutResult, Result, Storage, WriteMode, async_trait,
+    Body, Capabilities, ChunkReader, Error, ErrorKind, GetOptions, GetResult, Key, ListOptions,
+    ListStream, ObjectMeta, Operation, Prefix, PresignMethod, PresignOptions, PresignedRequest,
+    PutOptions, PutResult, Result, Storage, WriteMode, async_trait,
 };
 
 use crate::client::{Client, check, error_of, header};
@@ -165,7 +165,7 @@ impl SupabaseStorage {
         {
             return upload(client, &object, bytes.clone(), upsert).await;
         }
-        let mut chunks = Chunker::new(body.into_stream());
+        let mut chunks = ChunkReader::new(body.into_stream());
         let first = chunks.next_chunk(chunk_size).await?;
         let mut next = if first.len() < chunk_size {
             bytes::Bytes::new()
@@ -311,52 +311,6 @@ impl SupabaseStorage {
             Ok(Some((stream::iter(entries.into_iter().map(Ok)), state)))
         });
         Box::pin(pages.try_flatten())
-    }
-}
-
-/// Reads a body stream in pieces of an exact size.
-struct Chunker {
-    stream: storage_core::ByteStream,
-    carry: Option<bytes::Bytes>,
-    ended: bool,
-}
-
-impl Chunker {
-    fn new(stream: storage_core::ByteStream) -> Self {
-        Self {
-            stream,
-            carry: None,
-            ended: false,
-        }
-    }
-
-    /// The next `size` bytes; fewer only at the end, empty after it.
-    async fn next_chunk(&mut self, size: usize) -> Result<bytes::Bytes> {
-        let mut chunk = bytes::BytesMut::new();
-        while chunk.len() < size {
-            let piece = match self.carry.take() {
-                Some(piece) => piece,
-                None if self.ended => break,
-                None => match self.stream.try_next().await? {
-                    Some(piece) => piece,
-                    None => {
-                        self.ended = true;
-                        break;
-                    }
-                },
-            };
-            let wanted = size - chunk.len();
-            if piece.len() > wanted {
-                self.carry = Some(piece.slice(wanted..));
-                chunk.extend_from_slice(&piece[..wanted]);
-            } else {
-                if chunk.capacity() == 0 {
-                    chunk.reserve(size);
-                }
-                chunk.extend_from_slice(&piece);
-            }
-        }
-        Ok(chunk.freeze())
     }
 }
 

@@ -86,7 +86,7 @@ impl Client {
 
     /// Sends; any answer comes back.
     pub(crate) async fn send_raw(&self, request: RequestBuilder) -> Result<Response> {
-        request.send().await.map_err(from_transport)
+        send_once_more_if_stale(request).await
     }
 
     /// Sends; a non-success answer is the contract's error for it.
@@ -100,6 +100,29 @@ impl Client {
         request: RequestBuilder,
     ) -> Result<T> {
         read_json(self.send(request).await?).await
+    }
+}
+
+/// Sends `request`; an idempotent one (GET, HEAD, DELETE) whose
+/// connection failed before any answer is sent once more at once. A pooled
+/// connection the server has just closed fails that way, and every HTTP
+/// client retries it; anything else is left to the retry layer.
+async fn send_once_more_if_stale(request: RequestBuilder) -> Result<Response> {
+    let idempotent = request
+        .try_clone()
+        .and_then(|r| r.build().ok())
+        .is_some_and(|r| matches!(*r.method(), Method::GET | Method::HEAD | Method::DELETE));
+    let again = if idempotent {
+        request.try_clone()
+    } else {
+        None
+    };
+    match request.send().await {
+        Err(err) if !err.is_timeout() && (err.is_connect() || err.is_request()) => match again {
+            Some(again) => again.send().await.map_err(from_transport),
+            None => Err(from_transport(err)),
+        },
+        other => other.map_err(from_transport),
     }
 }
 

@@ -10,13 +10,12 @@
 //! connection costs at most one chunk. A failed or dropped upload is
 //! terminated (DELETE), so no object appears and the previous one stays.
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
+use storage_core::layers::RetryConfig;
 use storage_core::{Error, ErrorKind, Result};
 
 use crate::client::{Client, check, header};
@@ -120,7 +119,10 @@ impl<'a> TusUpload<'a> {
                 return Err(failure);
             }
             tracing::debug!(error = %failure, attempt = failures, "a resumable upload chunk failed; asking the server for its offset");
-            tokio::time::sleep(backoff(failures)).await;
+            tokio::time::sleep(
+                RetryConfig::default().delay(failures as u32, failure.retry_after()),
+            )
+            .await;
             match self.server_offset().await {
                 Ok(held) if (start..=end).contains(&held) => self.offset = held,
                 Ok(held) => {
@@ -202,10 +204,4 @@ fn offset_of(headers: &reqwest::header::HeaderMap) -> Result<u64> {
     header(headers, "upload-offset")
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| Error::new(ErrorKind::Other, "Supabase sent no Upload-Offset"))
-}
-
-/// Exponential backoff with full jitter, from 100 ms to 5 s.
-fn backoff(attempt: usize) -> Duration {
-    let ceiling = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
-    Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
 }
