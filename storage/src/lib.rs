@@ -12,6 +12,8 @@ pub use storage_gcs as gcs;
 pub use storage_local as local;
 #[cfg(feature = "s3")]
 pub use storage_s3 as s3;
+#[cfg(feature = "supabase")]
+pub use storage_supabase as supabase;
 
 use storage_core::config::{Config, ConfigError, Registry};
 
@@ -35,6 +37,8 @@ pub fn registry() -> Registry {
         &storage_s3::FACTORY,
         #[cfg(feature = "gcs")]
         &storage_gcs::FACTORY,
+        #[cfg(feature = "supabase")]
+        &storage_supabase::FACTORY,
     ])
 }
 

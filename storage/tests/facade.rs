@@ -36,7 +36,7 @@ async fn the_local_feature_builds_a_local_provider_from_a_file() {
 fn a_type_this_build_lacks_names_the_feature_that_adds_it() {
     let config = Config::parse(
         "app.toml",
-        "[providers.media]\ntype = \"supabase\"\nbucket = \"b\"\n",
+        "[providers.media]\ntype = \"plugin\"\npath = \"x.so\"\n",
     )
     .unwrap();
     let err = storage::registry().check(&config).unwrap_err().to_string();
@@ -44,8 +44,8 @@ fn a_type_this_build_lacks_names_the_feature_that_adds_it() {
     assert_eq!(
         err,
         format!(
-            "app.toml:2:8: provider \"media\": unknown provider type \"supabase\"; this binary has: {built}; \
-             enable the \"supabase\" feature of the storage crate (or link its backend crate) to add it"
+            "app.toml:2:8: provider \"media\": unknown provider type \"plugin\"; this binary has: {built}; \
+             enable the \"plugins\" feature of the storage crate (or link its backend crate) to add it"
         )
     );
 }
@@ -72,6 +72,9 @@ fn built_types() -> Vec<&'static str> {
     }
     if cfg!(feature = "gcs") {
         types.push("gcs");
+    }
+    if cfg!(feature = "supabase") {
+        types.push("supabase");
     }
     types.sort();
     types
