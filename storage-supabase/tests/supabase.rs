@@ -321,3 +321,34 @@ async fn delete_many_removes_every_key_and_ignores_missing_ones() {
     }
     test.store.health().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_environment_configuration_reaches_a_project_url() {
+    // A hosted project's URL, as SUPABASE_URL holds it: the storage API is
+    // under /storage/v1 there. Always the repository's server, which
+    // serves both at its root and under /storage/v1.
+    let server = support::server::SupabaseServer::start(Duration::from_secs(60)).await;
+    let service_key = support::server::service_key();
+    let direct = SupabaseStorage::new(
+        SupabaseConfig::new(&server.url, "from-env").with_key(service_key.as_str()),
+    )
+    .unwrap();
+    assert!(direct.create_bucket().await.unwrap());
+    let project_url = server.url.clone();
+    let lookup = move |name: &str| match name {
+        "SUPABASE_URL" => Some(project_url.clone()),
+        "SUPABASE_SERVICE_ROLE_KEY" => Some(service_key.clone()),
+        "SUPABASE_BUCKET" => Some("from-env".to_owned()),
+        _ => None,
+    };
+    let config = storage_core::config::Config::from_env_with(&lookup);
+    let registry = storage_core::config::Registry::with_factories(&[&storage_supabase::FACTORY]);
+    let store = registry.build(&config, "supabase").await.unwrap();
+    let object = key("from-env.txt");
+    store
+        .put(&object, "via /storage/v1".into(), PutOptions::default())
+        .await
+        .unwrap();
+    let got = direct.get(&object, GetOptions::default()).await.unwrap();
+    assert_eq!(&got.bytes().await.unwrap()[..], b"via /storage/v1");
+}

@@ -238,7 +238,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 .collect()
         })
         .unwrap_or_default();
-    let segments: Vec<String> = path
+    // Served at the root, as a self-hosted server does, and under
+    // `/storage/v1`, as a hosted project's gateway does.
+    let routed = path.strip_prefix("/storage/v1").unwrap_or(&path);
+    let segments: Vec<String> = routed
         .trim_start_matches('/')
         .split('/')
         .map(|s| {
