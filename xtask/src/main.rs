@@ -7,11 +7,13 @@
 //!   running one backend's suite by hand; Ctrl-C stops them.
 //! - `ci`: what CI runs: formatting, clippy with warnings as errors, docs
 //!   with warnings as errors, then `test`.
-//! - `bench [local|s3|gcs|all] [ARGS]`: benchmarks in a release build: the
-//!   local backend next to raw file I/O (arguments go to `local_bench`:
-//!   `--size 2GiB`, `--small 5000`, `--large-only`), the S3 backend next
-//!   to object_store on s3s-fs, and the GCS backend on fake-gcs-server
-//!   (reads next to object_store's), each with a 2 GiB memory check.
+//! - `bench [local|s3|gcs|supabase|all] [ARGS]`: benchmarks in a release
+//!   build: the local backend next to raw file I/O (arguments go to
+//!   `local_bench`: `--size 2GiB`, `--small 5000`, `--large-only`), the S3
+//!   backend next to object_store on s3s-fs, the GCS backend on
+//!   fake-gcs-server (reads next to object_store's), each with a 2 GiB
+//!   memory check, and the Supabase backend on the repository's test
+//!   server (which it starts itself) with a 1 GiB memory check.
 
 mod servers;
 
@@ -25,7 +27,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | ci | servers | bench [local|s3|gcs|all] [ARGS]>");
+            eprintln!(
+                "usage: cargo xtask <test | ci | servers | bench [local|s3|gcs|supabase|all] [ARGS]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -107,7 +111,7 @@ fn ci() -> Result<(), String> {
 
 fn bench(args: &[String]) -> Result<(), String> {
     let (which, rest) = match args.first().map(String::as_str) {
-        Some(which @ ("local" | "s3" | "gcs" | "all")) => (which, &args[1..]),
+        Some(which @ ("local" | "s3" | "gcs" | "supabase" | "all")) => (which, &args[1..]),
         _ => ("all", args),
     };
     if matches!(which, "local" | "all") {
@@ -124,7 +128,23 @@ fn bench(args: &[String]) -> Result<(), String> {
         command.extend(rest.iter().map(String::as_str));
         cargo(&command, &[])?;
     }
-    if which == "local" {
+    if matches!(which, "supabase" | "all") {
+        // Its server is the repository's own, started by the bench.
+        let run = [
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "storage-examples",
+            "--bin",
+            "supabase_bench",
+        ];
+        cargo(&run, &[])?;
+        let mut memory = run.to_vec();
+        memory.extend(["--", "--memory", "1"]);
+        cargo(&memory, &[])?;
+    }
+    if matches!(which, "local" | "supabase") {
         return Ok(());
     }
     let servers = servers::start()?;

@@ -9,8 +9,9 @@
 //! Not modelled: row-level security and roles (every valid key is the
 //! service role), image transformation, the S3 protocol, list v1.
 
-// A refusal is an HTTP answer, returned whole through `Result`s.
-#![allow(clippy::result_large_err)]
+// A refusal is an HTTP answer, returned whole through `Result`s; a test
+// server fails by panicking.
+#![allow(clippy::result_large_err, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,162 @@
+//! The Supabase backend against the repository's Supabase Storage test
+//! server, run in a child process (this binary with `--serve`), so the
+//! memory measured is the client's alone. Run it with
+//! `cargo xtask bench supabase`.
+//!
+//! - 1,000 objects of 64 KiB, 16 at a time: put all, then get all.
+//! - One 256 MiB object: a streamed put of unknown length (TUS, 6 MiB
+//!   chunks) and a whole-object get.
+//! - With `--memory GIB`: only one object of that many GiB of unknown
+//!   length, up (TUS) and down, and the process's peak resident memory.
+//!
+//! No anchor library has a Supabase backend, so there is no ratio: the
+//! numbers are absolute, on this machine.
+
+#[path = "../../../storage-supabase/tests/support/server.rs"]
+mod server;
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
+use storage_examples::{best, chunk_of, peak_mib};
+use storage_supabase::{SupabaseConfig, SupabaseStorage};
+
+const SMALL_COUNT: usize = 1000;
+const SMALL_SIZE: usize = 64 * 1024;
+const CONCURRENCY: usize = 16;
+const LARGE_SIZE: usize = 256 << 20;
+const ROUNDS: usize = 3;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--serve") {
+        let server = server::SupabaseServer::start(Duration::from_secs(60)).await;
+        println!("{}", server.url);
+        // Serve until the parent kills this process.
+        std::future::pending::<()>().await;
+    }
+    let memory = args
+        .iter()
+        .position(|a| a == "--memory")
+        .and_then(|i| args.get(i + 1))
+        .map(|g| g.parse::<usize>())
+        .transpose()?;
+
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--serve")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let url = {
+        let stdout = child.stdout.take().ok_or("the server's stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        line.trim().to_owned()
+    };
+    let outcome = run(&url, memory).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome
+}
+
+async fn run(url: &str, memory: Option<usize>) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = SupabaseConfig::new(url, "bench").with_key(server::service_key().as_str());
+    config.create_bucket = true;
+    let store = SupabaseStorage::new(config)?;
+    store.create_bucket().await?;
+    let chunk = chunk_of(1 << 20, 2);
+    if let Some(gib) = memory {
+        let key = Key::new("bench/memory-check")?;
+        let up = put_stream(&store, &key, &chunk, gib << 30).await?;
+        let down = get_all(&store, &key, gib << 30).await?;
+        println!(
+            "\n{gib} GiB stream of unknown length through storage-supabase (TUS, 6 MiB chunks): up {:.1} s, down {:.1} s, peak resident memory {:.1} MiB",
+            up.as_secs_f64(),
+            down.as_secs_f64(),
+            peak_mib()
+        );
+        return Ok(());
+    }
+    let small = chunk_of(SMALL_SIZE, 1);
+    let (mut puts, mut gets, mut large_up, mut large_down) = (vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        let keys: Vec<Key> = (0..SMALL_COUNT)
+            .map(|i| Key::new(format!("bench/{round}/{i:05}")))
+            .collect::<Result<_, _>>()?;
+        let start = Instant::now();
+        stream::iter(&keys)
+            .map(|key| store.put(key, Body::Bytes(small.clone()), PutOptions::default()))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+        puts.push(start.elapsed());
+        let start = Instant::now();
+        let reader = &store;
+        stream::iter(&keys)
+            .map(|key| async move { reader.get(key, GetOptions::default()).await?.bytes().await })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+        gets.push(start.elapsed());
+        let key = Key::new("bench/large")?;
+        large_up.push(put_stream(&store, &key, &chunk, LARGE_SIZE).await?);
+        large_down.push(get_all(&store, &key, LARGE_SIZE).await?);
+        store
+            .delete_many(&keys)
+            .await
+            .into_iter()
+            .collect::<storage::Result<Vec<()>>>()?;
+    }
+    let mib_s = |time: Duration| LARGE_SIZE as f64 / (1 << 20) as f64 / time.as_secs_f64();
+    println!(
+        "| Supabase (repository test server on 127.0.0.1), best of {ROUNDS} | storage-supabase |"
+    );
+    println!("|---|---|");
+    println!(
+        "| 1,000 x 64 KiB put, 16 at a time | {:.3} s |",
+        best(&puts).as_secs_f64()
+    );
+    println!(
+        "| 1,000 x 64 KiB get, 16 at a time | {:.3} s |",
+        best(&gets).as_secs_f64()
+    );
+    println!(
+        "| 256 MiB streamed put (TUS, unknown length) | {:.3} s ({:.0} MiB/s) |",
+        best(&large_up).as_secs_f64(),
+        mib_s(best(&large_up))
+    );
+    println!(
+        "| 256 MiB get | {:.3} s ({:.0} MiB/s) |",
+        best(&large_down).as_secs_f64(),
+        mib_s(best(&large_down))
+    );
+    Ok(())
+}
+
+async fn put_stream(
+    store: &SupabaseStorage,
+    key: &Key,
+    chunk: &Bytes,
+    size: usize,
+) -> storage::Result<Duration> {
+    let chunk = chunk.clone();
+    let parts = size / chunk.len();
+    let start = Instant::now();
+    let body = Body::from_stream(stream::iter((0..parts).map(move |_| Ok(chunk.clone()))));
+    store.put(key, body, PutOptions::default()).await?;
+    Ok(start.elapsed())
+}
+
+async fn get_all(store: &SupabaseStorage, key: &Key, size: usize) -> storage::Result<Duration> {
+    let start = Instant::now();
+    let mut body = store.get(key, GetOptions::default()).await?.body;
+    let mut total = 0;
+    while let Some(piece) = body.try_next().await? {
+        total += piece.len();
+    }
+    assert_eq!(total, size);
+    Ok(start.elapsed())
+}
