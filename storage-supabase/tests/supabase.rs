@@ -352,3 +352,40 @@ async fn the_environment_configuration_reaches_a_project_url() {
     let got = direct.get(&object, GetOptions::default()).await.unwrap();
     assert_eq!(&got.bytes().await.unwrap()[..], b"via /storage/v1");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_uploaded_as_supabase_js_does_reads_back_with_its_settings() {
+    // supabase-js sends a Blob as multipart/form-data: `cacheControl` in
+    // seconds, `metadata` as JSON, the file in the field "".
+    let test = support::store().await;
+    let name = "from-js/photo.png";
+    let boundary = "----formdata-test-0123";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"cacheControl\"\r\n\r\n3600\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{{\"origin\":\"js\"}}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"\"; filename=\"blob\"\r\nContent-Type: image/png\r\n\r\n\
+         not really a png\r\n--{boundary}--\r\n"
+    );
+    let url = format!("{}/object/{}/{name}", test.url, test.store.config().bucket);
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("authorization", format!("Bearer {}", test.key))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    // Written by another client, so under the raw name: plain characters
+    // are stored as they are, and this one has none other.
+    let key = Key::new(name).unwrap();
+    let meta = test.store.head(&key).await.unwrap();
+    assert_eq!(meta.content_type.as_deref(), Some("image/png"));
+    assert_eq!(meta.cache_control.as_deref(), Some("max-age=3600"));
+    assert_eq!(meta.user_metadata["origin"], "js");
+    let got = test.store.get(&key, GetOptions::default()).await.unwrap();
+    assert_eq!(&got.bytes().await.unwrap()[..], b"not really a png");
+}

@@ -4,10 +4,14 @@
 //! the 400-with-the-real-status-in-the-body error model, a bodyless 400 to
 //! HEAD of a missing object, HS256 JWTs for the key and for signed URLs,
 //! a server-fixed lifetime for signed upload URLs, `x-upsert` rules, the
-//! key charset, bucket limits, list-v2 with cursors and folders, and TUS.
+//! key charset, bucket limits, list-v2 with cursors and folders, list v1,
+//! supabase-js's multipart form uploads, and TUS. `@supabase/storage-js`
+//! 2.109 runs its bucket, upload (Buffer and Blob), download, info,
+//! exists, list, signed URL, signed upload, copy, move, remove and public
+//! URL calls against it as it does against the real server.
 //!
 //! Not modelled: row-level security and roles (every valid key is the
-//! service role), image transformation, the S3 protocol, list v1.
+//! service role), image transformation, the S3 protocol.
 
 // A refusal is an HTTP answer, returned whole through `Result`s; a test
 // server fails by panicking.
@@ -519,7 +523,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             );
             json_response(
                 200,
-                &json!({ "signedURL": format!("/object/sign/{bucket}/{}?token={token}", encode_path(&name)) }),
+                &json!({ "signedURL": format!("/object/sign/{bucket}/{name}?token={token}") }),
             )
         }
         (&Method::POST, ["object", "upload", "sign", bucket, rest @ ..]) => {
@@ -552,7 +556,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             );
             json_response(
                 200,
-                &json!({ "url": format!("/object/upload/sign/{bucket}/{}?token={token}", encode_path(&name)), "token": token }),
+                &json!({ "url": format!("/object/upload/sign/{bucket}/{name}?token={token}"), "token": token }),
             )
         }
         (&Method::GET, ["object", "info", rest @ ..]) => {
@@ -592,6 +596,14 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 Some(b) => serve(b, &name.join("/"), &headers, head),
                 None if head => bodyless_400(),
                 None => no_such_bucket(),
+            }
+        }
+        (&Method::POST, ["object", "list", bucket]) => {
+            let buckets = shared.buckets.lock().unwrap();
+            match buckets.get(*bucket) {
+                Some(b) => list_v1(b, &json_body()),
+                // The real server lists a missing bucket as empty.
+                None => json_response(200, &json!([])),
             }
         }
         (&Method::POST | &Method::PUT, ["object", bucket, rest @ ..]) if !rest.is_empty() => {
@@ -675,15 +687,6 @@ fn bodyless_400() -> Response {
     Response::builder().status(400).body(Body::empty()).unwrap()
 }
 
-fn encode_path(name: &str) -> String {
-    name.split('/')
-        .map(|s| {
-            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
@@ -729,6 +732,42 @@ fn store(
     let cache_control = header(headers, "cache-control")
         .unwrap_or("no-cache")
         .to_owned();
+    // supabase-js style: a form with `cacheControl`, `metadata` and the
+    // file in the field "" (its part's type is the object's).
+    if let Some(boundary) = content_type
+        .strip_prefix("multipart/form-data")
+        .and_then(|rest| rest.split("boundary=").nth(1))
+        .map(|b| b.trim_matches('"').to_owned())
+    {
+        let form = parse_form(&data, &boundary);
+        let Some(file) = form.iter().find(|part| part.name.is_empty()) else {
+            return Err(error(
+                "400",
+                "Error",
+                "the form has no file field",
+                "InvalidRequest",
+            ));
+        };
+        let field = |wanted: &str| {
+            form.iter()
+                .find(|part| part.name == wanted)
+                .map(|part| String::from_utf8_lossy(&part.body).into_owned())
+        };
+        let cache_control =
+            field("cacheControl").map_or(cache_control, |seconds| format!("max-age={seconds}"));
+        let form_metadata = field("metadata").and_then(|m| serde_json::from_str(&m).ok());
+        return put_object(
+            bucket,
+            name,
+            file.body.clone(),
+            file.content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            cache_control,
+            form_metadata.or(metadata).unwrap_or(json!({})),
+            upsert,
+        );
+    }
     put_object(
         bucket,
         name,
@@ -738,6 +777,115 @@ fn store(
         metadata.unwrap_or(json!({})),
         upsert,
     )
+}
+
+/// One part of a multipart/form-data body.
+struct FormPart {
+    name: String,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+fn parse_form(data: &Bytes, boundary: &str) -> Vec<FormPart> {
+    let delimiter = format!("--{boundary}");
+    let bytes = &data[..];
+    let positions: Vec<usize> = bytes
+        .windows(delimiter.len())
+        .enumerate()
+        .filter(|(_, w)| *w == delimiter.as_bytes())
+        .map(|(at, _)| at)
+        .collect();
+    let mut parts = Vec::new();
+    for pair in positions.windows(2) {
+        let start = pair[0] + delimiter.len();
+        let part = &bytes[start..pair[1]];
+        let skip = if part.starts_with(b"\r\n") { 2 } else { 0 };
+        let part = &part[skip..];
+        let Some(split) = part.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&part[..split]);
+        let mut body_len = part.len() - split - 4;
+        if part.ends_with(b"\r\n") {
+            body_len -= 2;
+        }
+        let body_start = start + skip + split + 4;
+        let mut name = None;
+        let mut content_type = None;
+        for line in head.lines() {
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("content-disposition:") {
+                name = line
+                    .split(';')
+                    .find_map(|p| p.trim().strip_prefix("name="))
+                    .map(|n| n.trim_matches('"').to_owned());
+            } else if lower.starts_with("content-type:") {
+                content_type = Some(line["content-type:".len()..].trim().to_owned());
+            }
+        }
+        if let Some(name) = name {
+            parts.push(FormPart {
+                name,
+                content_type,
+                body: data.slice(body_start..body_start + body_len),
+            });
+        }
+    }
+    parts
+}
+
+/// List v1: one level under `prefix` (a folder, trailing `/` optional),
+/// folders and files sorted together by name, `limit`/`offset` paging,
+/// `search` as a substring filter on the names.
+fn list_v1(bucket: &Bucket, request: &Value) -> Response {
+    let Some(prefix) = request["prefix"].as_str() else {
+        return error(
+            "400",
+            "Error",
+            "body must have required property 'prefix'",
+            "InvalidRequest",
+        );
+    };
+    let folder = match prefix.trim_end_matches('/') {
+        "" => String::new(),
+        folder => format!("{folder}/"),
+    };
+    let limit = request["limit"].as_u64().unwrap_or(100).max(1) as usize;
+    let offset = request["offset"].as_u64().unwrap_or(0) as usize;
+    let search = request["search"].as_str().unwrap_or("");
+    let descending = request["sortBy"]["order"].as_str() == Some("desc");
+    let mut entries: BTreeMap<String, Value> = BTreeMap::new();
+    for (name, o) in bucket.objects.range(folder.clone()..) {
+        let Some(rest) = name.strip_prefix(&folder) else {
+            break;
+        };
+        match rest.split_once('/') {
+            Some((sub, _)) => {
+                entries.entry(sub.to_owned()).or_insert_with(|| {
+                    json!({ "name": sub, "id": null, "updated_at": null, "created_at": null,
+                            "last_accessed_at": null, "metadata": null })
+                });
+            }
+            None => {
+                entries.insert(
+                    rest.to_owned(),
+                    json!({ "name": rest, "id": o.id, "updated_at": rfc3339(o.modified),
+                            "created_at": rfc3339(o.modified), "last_accessed_at": rfc3339(o.modified),
+                            "metadata": system_metadata(o) }),
+                );
+            }
+        }
+    }
+    let mut listed: Vec<Value> = entries
+        .into_iter()
+        .filter(|(name, _)| name.contains(search))
+        .map(|(_, v)| v)
+        .collect();
+    if descending {
+        listed.reverse();
+    }
+    let page: Vec<Value> = listed.into_iter().skip(offset).take(limit).collect();
+    json_response(200, &Value::Array(page))
 }
 
 fn put_object(
