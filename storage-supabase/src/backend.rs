@@ -165,6 +165,7 @@ impl SupabaseStorage {
         {
             return upload(client, &object, bytes.clone(), upsert).await;
         }
+        let declared = body.size_hint();
         let mut chunks = ChunkReader::new(body.into_stream());
         let first = chunks.next_chunk(chunk_size).await?;
         let mut next = if first.len() < chunk_size {
@@ -175,8 +176,14 @@ impl SupabaseStorage {
         if next.is_empty() {
             return upload(client, &object, first, upsert).await;
         }
-        let mut tus =
-            TusUpload::create(client, &object, upsert, self.inner.config.resume_attempts).await?;
+        let mut tus = TusUpload::create(
+            client,
+            &object,
+            upsert,
+            declared,
+            self.inner.config.resume_attempts,
+        )
+        .await?;
         let mut current = first;
         let outcome: Result<()> = async {
             loop {

@@ -1,8 +1,9 @@
 //! TUS resumable uploads (`/upload/resumable`), for bodies longer than a
 //! chunk or of unknown length.
 //!
-//! The upload is created with a deferred length, then sent in PATCHes of
-//! `chunk_size`; the last one states the length. One chunk is sent while
+//! The upload is created with its length when the body declares one, else
+//! with a deferred length that the last PATCH states; the bytes go in
+//! PATCHes of `chunk_size`. One chunk is sent while
 //! the next is read, and a chunk is known to be the last only once the
 //! next read came back empty, so at most three chunks are in memory. When a
 //! PATCH fails on a dropped connection, a timeout or a 5xx, a HEAD asks the
@@ -30,14 +31,17 @@ pub(crate) struct TusUpload<'a> {
     resume_attempts: usize,
     /// Bytes the server holds.
     offset: u64,
+    /// The length was deferred at creation: the last PATCH states it.
+    deferred: bool,
 }
 
 impl<'a> TusUpload<'a> {
-    /// Creates the upload (length deferred).
+    /// Creates the upload: `length` if known, else deferred.
     pub(crate) async fn create(
         client: &'a Client,
         object: &NewObject<'_>,
         upsert: bool,
+        length: Option<u64>,
         resume_attempts: usize,
     ) -> Result<Self> {
         let b64 = |text: &str| STANDARD.encode(text.as_bytes());
@@ -54,8 +58,12 @@ impl<'a> TusUpload<'a> {
         }
         let request = client
             .request(Method::POST, &client.url("upload/resumable"))
-            .header("tus-resumable", TUS_VERSION)
-            .header("upload-defer-length", "1")
+            .header("tus-resumable", TUS_VERSION);
+        let request = match length {
+            Some(length) => request.header("upload-length", length.to_string()),
+            None => request.header("upload-defer-length", "1"),
+        };
+        let request = request
             .header("upload-metadata", metadata.join(","))
             .header("x-upsert", if upsert { "true" } else { "false" })
             .header("content-length", "0");
@@ -77,6 +85,7 @@ impl<'a> TusUpload<'a> {
             location: Some(location),
             resume_attempts,
             offset: 0,
+            deferred: length.is_none(),
         })
     }
 
@@ -93,7 +102,8 @@ impl<'a> TusUpload<'a> {
         let mut failures = 0;
         loop {
             let from = (self.offset - start) as usize;
-            let attempt = self.patch(chunk.slice(from..), last.then_some(end)).await;
+            let stated = (last && self.deferred).then_some(end);
+            let attempt = self.patch(chunk.slice(from..), stated).await;
             let failure = match attempt {
                 Ok(held) if held == end => {
                     self.offset = held;

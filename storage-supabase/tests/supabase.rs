@@ -389,3 +389,30 @@ async fn an_object_uploaded_as_supabase_js_does_reads_back_with_its_settings() {
     let got = test.store.get(&key, GetOptions::default()).await.unwrap();
     assert_eq!(&got.bytes().await.unwrap()[..], b"not really a png");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_of_known_length_declare_it_to_tus_up_front() {
+    let test =
+        support::store_with(Duration::from_secs(60), |c| c.chunk_size = ByteSize(CHUNK)).await;
+    let size = 2 * CHUNK + 99;
+    let data = pattern(5, size as usize);
+    let bytes_key = key("bytes.bin");
+    test.store
+        .put(&bytes_key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    let sized_key = key("sized.bin");
+    let pieces: Vec<storage_core::Result<Bytes>> = data
+        .chunks(70_001)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let sized = Body::from_sized_stream(stream::iter(pieces), size);
+    test.store
+        .put(&sized_key, sized, PutOptions::default())
+        .await
+        .unwrap();
+    for key in [bytes_key, sized_key] {
+        let got = test.store.get(&key, GetOptions::default()).await.unwrap();
+        assert!(collect_stream(got.body).await.unwrap() == data, "{key}");
+    }
+}
