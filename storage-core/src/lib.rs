@@ -18,6 +18,8 @@ mod storage;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "conformance")]
 pub mod testing;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use percent_encoding::utf8_percent_encode;
-use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use storage_core::{Error, ErrorKind, Result};
 
@@ -99,7 +99,7 @@ impl Client {
             Some(token) => request.header(AUTHORIZATION, format!("Bearer {token}")),
             None => request,
         };
-        send_once_more_if_stale(request).await
+        storage_core::http::send(request, "GCS").await
     }
 
     /// Sends with credentials; a non-success answer is the contract's
@@ -119,29 +119,6 @@ impl Client {
     }
 }
 
-/// Sends `request`; an idempotent one (GET, HEAD, DELETE) whose
-/// connection failed before any answer is sent once more at once. A pooled
-/// connection the server has just closed fails that way, and every HTTP
-/// client retries it; anything else is left to the retry layer.
-async fn send_once_more_if_stale(request: RequestBuilder) -> Result<Response> {
-    let idempotent = request
-        .try_clone()
-        .and_then(|r| r.build().ok())
-        .is_some_and(|r| matches!(*r.method(), Method::GET | Method::HEAD | Method::DELETE));
-    let again = if idempotent {
-        request.try_clone()
-    } else {
-        None
-    };
-    match request.send().await {
-        Err(err) if !err.is_timeout() && (err.is_connect() || err.is_request()) => match again {
-            Some(again) => again.send().await.map_err(from_transport),
-            None => Err(from_transport(err)),
-        },
-        other => other.map_err(from_transport),
-    }
-}
-
 /// A success answer passes; any other becomes the contract's error.
 pub(crate) async fn check(response: Response) -> Result<Response> {
     let status = response.status();
@@ -154,7 +131,7 @@ pub(crate) async fn check(response: Response) -> Result<Response> {
 /// The contract's error for a non-success answer (its body read).
 pub(crate) async fn error_of(response: Response) -> Error {
     let status = response.status();
-    let retry_after = retry_after(response.headers());
+    let retry_after = storage_core::http::retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     if status == StatusCode::NOT_MODIFIED {
         return Error::new(
@@ -174,12 +151,6 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(response: Response
             format!("GCS sent an answer this backend cannot read: {err}"),
         )
     })
-}
-
-/// `Retry-After` in seconds (GCS does not send dates).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// A header as text.

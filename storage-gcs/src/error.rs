@@ -66,39 +66,10 @@ pub(crate) fn from_response(status: u16, body: &str, retry_after: Option<Duratio
     error
 }
 
-/// The transport failures reqwest reports, before any answer.
+/// Transport failures, before any answer (no URL in them: a signed or
+/// session URL is a credential).
 pub(crate) fn from_transport(err: reqwest::Error) -> Error {
-    let (kind, message) = if err.is_timeout() {
-        (ErrorKind::Timeout, "the request to GCS timed out")
-    } else if err.is_connect() {
-        (ErrorKind::Unavailable, "cannot connect to GCS")
-    } else if err.is_body() || err.is_request() || err.is_decode() {
-        (ErrorKind::Unavailable, "the connection to GCS failed")
-    } else {
-        (ErrorKind::Other, "the request to GCS failed")
-    };
-    let retryable = kind != ErrorKind::Other;
-    Error::new(kind, format!("{message}: {}", without_url(&err)))
-        .with_retryable(retryable)
-        .with_source(err.without_url())
-}
-
-/// reqwest's message without the URL (a signed URL must not reach logs).
-fn without_url(err: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut current: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(e) = current {
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&e.to_string());
-        current = e.source();
-    }
-    if text.is_empty() {
-        "no detail".to_owned()
-    } else {
-        text
-    }
+    storage_core::http::transport_error(err, "GCS")
 }
 
 /// The parts of GCS's JSON error body the table reads:

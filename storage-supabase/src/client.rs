@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use reqwest::{Method, RequestBuilder, Response};
 use storage_core::{Error, ErrorKind, Result, Secret};
 
@@ -86,7 +86,7 @@ impl Client {
 
     /// Sends; any answer comes back.
     pub(crate) async fn send_raw(&self, request: RequestBuilder) -> Result<Response> {
-        send_once_more_if_stale(request).await
+        storage_core::http::send(request, "Supabase").await
     }
 
     /// Sends; a non-success answer is the contract's error for it.
@@ -103,29 +103,6 @@ impl Client {
     }
 }
 
-/// Sends `request`; an idempotent one (GET, HEAD, DELETE) whose
-/// connection failed before any answer is sent once more at once. A pooled
-/// connection the server has just closed fails that way, and every HTTP
-/// client retries it; anything else is left to the retry layer.
-async fn send_once_more_if_stale(request: RequestBuilder) -> Result<Response> {
-    let idempotent = request
-        .try_clone()
-        .and_then(|r| r.build().ok())
-        .is_some_and(|r| matches!(*r.method(), Method::GET | Method::HEAD | Method::DELETE));
-    let again = if idempotent {
-        request.try_clone()
-    } else {
-        None
-    };
-    match request.send().await {
-        Err(err) if !err.is_timeout() && (err.is_connect() || err.is_request()) => match again {
-            Some(again) => again.send().await.map_err(from_transport),
-            None => Err(from_transport(err)),
-        },
-        other => other.map_err(from_transport),
-    }
-}
-
 /// A success answer passes; any other becomes the contract's error.
 pub(crate) async fn check(response: Response) -> Result<Response> {
     if response.status().is_success() {
@@ -137,12 +114,7 @@ pub(crate) async fn check(response: Response) -> Result<Response> {
 /// The contract's error for a non-success answer (its body read).
 pub(crate) async fn error_of(response: Response) -> Error {
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .map(Duration::from_secs);
+    let retry_after = storage_core::http::retry_after(response.headers());
     if status == 304 {
         return Error::new(
             ErrorKind::NotModified,

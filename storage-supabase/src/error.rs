@@ -94,30 +94,10 @@ pub(crate) fn from_response(http_status: u16, body: &str, retry_after: Option<Du
     error
 }
 
-/// Transport failures, before any answer.
+/// Transport failures, before any answer (no URL in them: a signed or
+/// session URL is a credential).
 pub(crate) fn from_transport(err: reqwest::Error) -> Error {
-    let (kind, what) = if err.is_timeout() {
-        (ErrorKind::Timeout, "the request to Supabase timed out")
-    } else if err.is_connect() {
-        (ErrorKind::Unavailable, "cannot connect to Supabase")
-    } else if err.is_body() || err.is_request() || err.is_decode() {
-        (ErrorKind::Unavailable, "the connection to Supabase failed")
-    } else {
-        (ErrorKind::Other, "the request to Supabase failed")
-    };
-    let mut detail = String::new();
-    let mut source = std::error::Error::source(&err);
-    while let Some(e) = source {
-        if !detail.is_empty() {
-            detail.push_str(": ");
-        }
-        detail.push_str(&e.to_string());
-        source = e.source();
-    }
-    Error::new(kind, format!("{what}: {detail}"))
-        .with_retryable(kind != ErrorKind::Other)
-        // Without the URL: a signed URL carries its token.
-        .with_source(err.without_url())
+    storage_core::http::transport_error(err, "Supabase")
 }
 
 #[cfg(test)]
