@@ -74,12 +74,7 @@ impl<'a> TusUpload<'a> {
                 "Supabase created a resumable upload without a Location",
             )
         })?;
-        // Servers answer with an absolute URL or a path on the storage root.
-        let location = if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_owned()
-        } else {
-            client.url(location)
-        };
+        let location = resolve_location(&client.base_url, location);
         Ok(Self {
             client,
             location: Some(location),
@@ -210,8 +205,64 @@ impl Drop for TusUpload<'_> {
     }
 }
 
+/// The upload's URL from the creation's `Location`: a path is on the
+/// storage root; an absolute URL is kept, except that one naming the
+/// storage root's own host with another scheme gets the root's scheme (the
+/// server writes `https` whenever NODE_ENV=production, even when it is
+/// served over plain HTTP).
+fn resolve_location(base_url: &str, location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return format!(
+            "{}/{}",
+            base_url.trim_end_matches('/'),
+            location.trim_start_matches('/')
+        );
+    };
+    let authority = |url: &str| {
+        url.split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or_default().to_owned())
+    };
+    match base_url.split_once("://") {
+        Some((base_scheme, _))
+            if base_scheme != scheme && authority(base_url) == authority(location) =>
+        {
+            format!("{base_scheme}://{rest}")
+        }
+        _ => location.to_owned(),
+    }
+}
+
 fn offset_of(headers: &reqwest::header::HeaderMap) -> Result<u64> {
     header(headers, "upload-offset")
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| Error::new(ErrorKind::Other, "Supabase sent no Upload-Offset"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_location;
+
+    #[test]
+    fn locations_resolve_against_the_storage_root() {
+        let base = "http://127.0.0.1:5000";
+        assert_eq!(
+            resolve_location(base, "/upload/resumable/abc"),
+            "http://127.0.0.1:5000/upload/resumable/abc"
+        );
+        assert_eq!(
+            resolve_location(base, "https://127.0.0.1:5000/upload/resumable/abc"),
+            "http://127.0.0.1:5000/upload/resumable/abc"
+        );
+        assert_eq!(
+            resolve_location(
+                "https://x.supabase.co/storage/v1",
+                "https://x.supabase.co/storage/v1/upload/resumable/abc"
+            ),
+            "https://x.supabase.co/storage/v1/upload/resumable/abc"
+        );
+        assert_eq!(
+            resolve_location(base, "https://elsewhere.example/upload/resumable/abc"),
+            "https://elsewhere.example/upload/resumable/abc"
+        );
+    }
 }
