@@ -265,3 +265,73 @@ mod validation {
         assert_eq!(bytes.len(), 3 << 20);
     }
 }
+
+/// A provider whose own health probe fails in a way the default probe
+/// (an `exists` check) would not notice.
+#[derive(Debug)]
+struct SickBucket(MemoryStorage);
+
+#[storage_core::async_trait]
+impl Storage for SickBucket {
+    fn name(&self) -> &str {
+        "sick"
+    }
+    fn capabilities(&self) -> storage_core::Capabilities {
+        self.0.capabilities()
+    }
+    async fn put(
+        &self,
+        key: &Key,
+        body: storage_core::Body,
+        options: PutOptions,
+    ) -> storage_core::Result<storage_core::PutResult> {
+        self.0.put(key, body, options).await
+    }
+    async fn get(
+        &self,
+        key: &Key,
+        options: GetOptions,
+    ) -> storage_core::Result<storage_core::GetResult> {
+        self.0.get(key, options).await
+    }
+    async fn head(&self, key: &Key) -> storage_core::Result<storage_core::ObjectMeta> {
+        self.0.head(key).await
+    }
+    async fn delete(&self, key: &Key) -> storage_core::Result<bool> {
+        self.0.delete(key).await
+    }
+    fn list(
+        &self,
+        prefix: &storage_core::Prefix,
+        options: storage_core::ListOptions,
+    ) -> storage_core::ListStream {
+        self.0.list(prefix, options)
+    }
+    async fn health(&self) -> storage_core::Result<()> {
+        Err(storage_core::Error::new(
+            ErrorKind::NotFound,
+            "the bucket does not exist",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn every_layer_passes_the_backends_own_health_probe_through() {
+    let mut config = LayersConfig::default();
+    config.timeout = Some(storage_core::layers::TimeoutConfig::default());
+    config.retry = Some(storage_core::layers::RetryConfig::default());
+    config.circuit_breaker = Some(storage_core::layers::BreakerConfig::default());
+    config.validation = Some(storage_core::layers::ValidationConfig::default());
+    let stacked = stack(Arc::new(SickBucket(MemoryStorage::new())), &config).storage;
+    let err = stacked.health().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.message().contains("bucket does not exist"), "{err}");
+    let fallback =
+        storage_core::layers::Fallback::new(stacked, vec![Arc::new(MemoryStorage::new())], true);
+    let err = fallback.health().await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::NotFound,
+        "a fallback must not hide the primary's health: {err}"
+    );
+}

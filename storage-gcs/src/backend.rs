@@ -506,10 +506,20 @@ impl Storage for GcsStorage {
         let request = client
             .request(Method::GET, &client.bucket_url())
             .query(&[("fields", "name")]);
+        let bucket = &self.inner.config.bucket;
         client
             .send(request)
             .await
             .map(drop)
+            .map_err(|err| match err.kind() {
+                ErrorKind::NotFound => Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "the bucket {bucket:?} does not exist, or these credentials cannot see it"
+                    ),
+                ),
+                _ => err,
+            })
             .map_err(|err| err.context(Operation::Head, &self.inner.config.name, None))
     }
 }

@@ -55,7 +55,11 @@ pub(crate) fn from_response(status: u16, body: &str, retry_after: Option<Duratio
         .and_then(|p| p.message.clone())
         .unwrap_or_else(|| one_line(body, 200));
     let message = match kind {
-        ErrorKind::NotFound => "no object at this key".to_owned(),
+        // GCS says which is missing ("No such object: b/k", "The specified
+        // bucket does not exist."); a bare "Not Found" says nothing more.
+        ErrorKind::NotFound if detail.is_empty() || detail.eq_ignore_ascii_case("not found") => {
+            "no object at this key".to_owned()
+        }
         _ if detail.is_empty() => format!("GCS answered {status}"),
         _ => format!("GCS answered {status}: {detail}"),
     };

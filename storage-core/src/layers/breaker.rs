@@ -272,6 +272,12 @@ impl<S: Storage> Storage for CircuitBreaker<S> {
         self.inner.capabilities()
     }
 
+    async fn health(&self) -> Result<()> {
+        // A probe tells the provider's state whatever the breaker's; it is
+        // neither refused nor counted (the breaker's state is shown apart).
+        self.inner.health().await
+    }
+
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         self.guarded(Operation::Put, key, self.inner.put(key, body, options))
             .await

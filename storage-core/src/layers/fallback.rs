@@ -123,6 +123,11 @@ impl Storage for Fallback {
         self.primary.capabilities()
     }
 
+    async fn health(&self) -> Result<()> {
+        // The primary's health: a fallback must not hide that it is down.
+        self.primary.health().await
+    }
+
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         if !self.writes {
             return self.primary.put(key, body, options).await;

@@ -230,6 +230,10 @@ impl<S: Storage> Storage for Metrics<S> {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
+
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
+    }
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         // Streams are counted as they pass; bytes once stored.
         let (body, whole) = match body {
@@ -366,6 +370,10 @@ impl<S: Storage> Storage for Audit<S> {
     }
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
     }
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         self.logged(

@@ -256,6 +256,11 @@ impl<S: Storage> Storage for Retry<S> {
         self.inner.capabilities()
     }
 
+    async fn health(&self) -> Result<()> {
+        // One probe: a retried probe would hide a flaky provider.
+        self.inner.health().await
+    }
+
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         match body {
             Body::Bytes(bytes) => {

@@ -136,6 +136,20 @@ impl<S: Storage> Storage for Timeouts<S> {
         self.inner.capabilities()
     }
 
+    async fn health(&self) -> Result<()> {
+        match tokio::time::timeout(self.operation, self.inner.health()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the health probe had no answer within {} ms",
+                    self.operation.as_millis()
+                ),
+            )
+            .context(Operation::Head, self.inner.name(), None)),
+        }
+    }
+
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         // A put's duration grows with its size: only its source is watched
         // for stalls.

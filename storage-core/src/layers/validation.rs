@@ -303,6 +303,10 @@ impl<S: Storage> Storage for Validation<S> {
         capabilities
     }
 
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
+    }
+
     async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
         let ctx = |err: Error| err.context(Operation::Put, self.inner.name(), Some(key.as_str()));
         self.check_extension(key).map_err(ctx)?;
