@@ -15,6 +15,10 @@
 //! - Small objects: `--small` objects of 4 KiB (default 2000) put, get,
 //!   head and delete one at a time, as operations per second, with fsync
 //!   on (the default) and off.
+//! - The same large and small workloads through object_store's
+//!   `LocalFileSystem` on the same disk, as an anchor. It never fsyncs, so
+//!   its rows compare with ours without fsync (and its large put with a raw
+//!   write that does fsync, as the table says).
 //!
 //! Absolute figures drift on shared machines; compare the ratios.
 
@@ -293,6 +297,111 @@ async fn small(
     Ok(())
 }
 
+/// The anchor: object_store's `LocalFileSystem`, the same workloads.
+async fn object_store_local(
+    args: &Args,
+    rows: &mut Vec<Row>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use object_store::local::LocalFileSystem;
+    use object_store::path::Path as StorePath;
+    use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+
+    let folder = args.dir.join("object-store");
+    std::fs::create_dir_all(&folder)?;
+    let store = LocalFileSystem::new_with_prefix(&folder)?;
+    let chunk = source_chunk();
+    let raw_path = args.dir.join("raw-anchor.bin");
+    let location = StorePath::from("bench/large.bin");
+    let (mut raw_writes, mut puts, mut raw_reads, mut gets) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        raw_writes.push(raw_write(&raw_path, args.size, &chunk)?);
+        let start = Instant::now();
+        let mut writer =
+            WriteMultipart::new_with_chunk_size(store.put_multipart(&location).await?, WRITE_CHUNK);
+        for piece in chunks_of(args.size, &chunk) {
+            writer.write(&piece);
+        }
+        writer.finish().await?;
+        puts.push(start.elapsed());
+        let start = Instant::now();
+        let mut stream = store.get(&location).await?.into_stream();
+        let mut read_bytes = 0u64;
+        while let Some(piece) = stream.try_next().await? {
+            read_bytes += piece.len() as u64;
+        }
+        gets.push(start.elapsed());
+        assert_eq!(
+            read_bytes, args.size,
+            "object_store returned the wrong length"
+        );
+        raw_reads.push(raw_read(&raw_path)?.0);
+        std::fs::remove_file(&raw_path)?;
+        store.delete(&location).await?;
+    }
+    let size = format!("{:.2} GiB", args.size as f64 / (1u64 << 30) as f64);
+    let (raw_w, put) = (
+        mib_per_s(args.size, best(&raw_writes)),
+        mib_per_s(args.size, best(&puts)),
+    );
+    let (raw_r, get) = (
+        mib_per_s(args.size, best(&raw_reads)),
+        mib_per_s(args.size, best(&gets)),
+    );
+    rows.push(Row {
+        name: format!("object_store LocalFileSystem put (stream, no fsync), {size}"),
+        value: format!("{put:.0} MiB/s"),
+        ratio: format!("{:.2} of raw write + fsync", put / raw_w),
+    });
+    rows.push(Row {
+        name: format!("object_store LocalFileSystem get (stream), {size}"),
+        value: format!("{get:.0} MiB/s"),
+        ratio: format!("{:.2} of raw read", get / raw_r),
+    });
+    if args.large_only {
+        return Ok(());
+    }
+    let body = Bytes::from(vec![42u8; 4096]);
+    let paths: Vec<StorePath> = (0..args.small)
+        .map(|i| StorePath::from(format!("small/{:03}/{i:06}", i % 100)))
+        .collect();
+    let n = args.small as f64;
+    let start = Instant::now();
+    for path in &paths {
+        store.put(path, PutPayload::from(body.clone())).await?;
+    }
+    let put = n / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for path in &paths {
+        let bytes = store.get(path).await?.bytes().await?;
+        assert_eq!(bytes.len(), 4096);
+    }
+    let get = n / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for path in &paths {
+        store.head(path).await?;
+    }
+    let head = n / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for path in &paths {
+        store.delete(path).await?;
+    }
+    let delete = n / start.elapsed().as_secs_f64();
+    for (op, rate) in [
+        ("put", put),
+        ("get", get),
+        ("head", head),
+        ("delete", delete),
+    ] {
+        rows.push(Row {
+            name: format!("object_store LocalFileSystem 4 KiB {op} (no fsync), one at a time"),
+            value: format!("{rate:.0} ops/s"),
+            ratio: String::new(),
+        });
+    }
+    std::fs::remove_dir_all(&folder)?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args().map_err(|e| {
@@ -305,6 +414,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         small(&args, true, &mut rows).await?;
         small(&args, false, &mut rows).await?;
     }
+    object_store_local(&args, &mut rows).await?;
     println!("| measurement | result | ratio |");
     println!("|---|---|---|");
     for row in rows {
