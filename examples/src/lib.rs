@@ -1,5 +1,8 @@
-//! What the benchmarks share: deterministic data, the best of several
-//! rounds, and this process's peak resident memory.
+//! The examples' shared code: what the benchmarks share (deterministic
+//! data, the best of several rounds, this process's peak resident memory),
+//! and [`in_house`], a third-party provider registered at compile time.
+
+pub mod in_house;
 
 use std::time::Duration;
 
