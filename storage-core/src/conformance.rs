@@ -370,6 +370,16 @@ where
     }
 }
 
+/// `data` as a stream of unknown length in pieces of `chunk` bytes (the
+/// last one shorter): what a backend's chunked upload path must handle.
+pub fn chunked(data: Bytes, chunk: usize) -> Body {
+    let chunks: Vec<Result<Bytes>> = (0..data.len())
+        .step_by(chunk.max(1))
+        .map(|start| Ok(data.slice(start..(start + chunk).min(data.len()))))
+        .collect();
+    Body::from_stream(stream::iter(chunks))
+}
+
 /// A deterministic pseudo-random byte pattern, so a wrong byte anywhere is
 /// caught and a misplaced chunk cannot repeat its neighbour.
 pub fn pattern(seed: u64, len: usize) -> Bytes {
@@ -460,14 +470,6 @@ pub mod cases {
             !ok(h.storage().exists(key).await),
             "{key} exists but nothing should have been written"
         );
-    }
-
-    fn chunked(data: Bytes, chunk: usize) -> Body {
-        let chunks: Vec<Result<Bytes>> = (0..data.len())
-            .step_by(chunk.max(1))
-            .map(|start| Ok(data.slice(start..(start + chunk).min(data.len()))))
-            .collect();
-        Body::from_stream(stream::iter(chunks))
     }
 
     async fn round_trip(h: &Harness, name: &str, data: Bytes) {

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 use storage_core::config::ByteSize;
-use storage_core::conformance::pattern;
+use storage_core::conformance::{chunked, pattern};
 use storage_core::{Body, GetOptions, Key, PutOptions, Storage, collect_stream};
 use storage_gcs::GcsStorage;
 
@@ -61,11 +61,7 @@ async fn googles_client_reads_what_this_backend_wrote() {
         let key = Key::new(format!("{name}-{}", fastrand::u32(..))).unwrap();
         let data = pattern(size as u64, size);
         let body = if streamed {
-            Body::from_stream(futures::stream::iter(
-                data.chunks(65_536)
-                    .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
-                    .collect::<Vec<_>>(),
-            ))
+            chunked(data.clone(), 65_536)
         } else {
             Body::from(data.clone())
         };

@@ -8,10 +8,9 @@
 
 mod support;
 
-use bytes::Bytes;
 use futures::{StreamExt, stream};
 use storage_core::config::ByteSize;
-use storage_core::conformance::pattern;
+use storage_core::conformance::{chunked, pattern};
 use storage_core::{Body, ErrorKind, GetOptions, Key, PutOptions, Storage, collect_stream};
 use storage_gcs::{GcsConfig, GcsStorage};
 
@@ -19,15 +18,6 @@ const CHUNK: u64 = 256 << 10;
 
 fn key(name: &str) -> Key {
     Key::new(format!("resumable/{}/{name}", fastrand::u64(..))).unwrap()
-}
-
-/// `data` as a stream of unknown length in uneven pieces.
-fn unknown_length(data: Bytes) -> Body {
-    let pieces: Vec<storage_core::Result<Bytes>> = (0..data.len())
-        .step_by(100_003)
-        .map(|at| Ok(data.slice(at..(at + 100_003).min(data.len()))))
-        .collect();
-    Body::from_stream(stream::iter(pieces))
 }
 
 fn small_chunks(mut config: GcsConfig) -> GcsStorage {
@@ -43,7 +33,7 @@ async fn round_trip(store: &GcsStorage, size: usize) {
         .with_content_type("application/x-test")
         .with_metadata("origin", "resumable");
     let written = store
-        .put(&key, unknown_length(data.clone()), options)
+        .put(&key, chunked(data.clone(), 100_003), options)
         .await
         .unwrap();
     assert_eq!(written.size, size as u64);
@@ -94,7 +84,7 @@ async fn a_dropped_connection_mid_upload_resumes_instead_of_restarting() {
     let key = key("resumed.bin");
     let data = pattern(9, size as usize);
     store
-        .put(&key, unknown_length(data.clone()), PutOptions::default())
+        .put(&key, chunked(data.clone(), 100_003), PutOptions::default())
         .await
         .unwrap();
     assert_eq!(

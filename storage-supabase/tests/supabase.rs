@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use storage_core::config::ByteSize;
-use storage_core::conformance::pattern;
+use storage_core::conformance::{chunked, pattern};
 use storage_core::testing::CuttingProxy;
 use storage_core::{
     Body, ErrorKind, GetOptions, Key, PresignMethod, PutOptions, Storage, collect_stream,
@@ -24,15 +24,6 @@ const CHUNK: u64 = 256 << 10;
 
 fn key(name: &str) -> Key {
     Key::new(format!("tests/{}/{name}", fastrand::u64(..))).unwrap()
-}
-
-/// `data` as a stream of unknown length in uneven pieces.
-fn unknown_length(data: Bytes) -> Body {
-    let pieces: Vec<storage_core::Result<Bytes>> = (0..data.len())
-        .step_by(100_003)
-        .map(|at| Ok(data.slice(at..(at + 100_003).min(data.len()))))
-        .collect();
-    Body::from_stream(stream::iter(pieces))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,7 +39,7 @@ async fn unknown_length_streams_go_through_tus_and_read_back_whole() {
             .with_metadata("origin", "tus");
         let written = test
             .store
-            .put(&key, unknown_length(data.clone()), options)
+            .put(&key, chunked(data.clone(), 100_003), options)
             .await
             .unwrap();
         assert_eq!(written.size, size);
@@ -78,7 +69,7 @@ async fn a_dropped_connection_mid_upload_resumes_instead_of_restarting() {
     let key = key("resumed.bin");
     let data = pattern(9, size as usize);
     through
-        .put(&key, unknown_length(data.clone()), PutOptions::default())
+        .put(&key, chunked(data.clone(), 100_003), PutOptions::default())
         .await
         .unwrap();
     assert_eq!(
