@@ -6,7 +6,10 @@ pub mod in_house;
 
 use std::time::Duration;
 
-use storage::Bytes;
+use std::time::Instant;
+
+use futures::{TryStreamExt, stream};
+use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
 
 /// `size` bytes of a pattern that depends on `seed` (not compressible to
 /// nothing, not random, so runs are repeatable).
@@ -34,4 +37,33 @@ pub fn peak_mib() -> f64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0.0);
     kib / 1024.0
+}
+
+/// Puts `size` bytes (`chunk` repeated) as a stream of unknown length, so
+/// the backend's chunked or resumable upload path runs; the time it took.
+pub async fn stream_up(
+    store: &dyn Storage,
+    key: &Key,
+    chunk: &Bytes,
+    size: usize,
+) -> storage::Result<Duration> {
+    let source = chunk.clone();
+    let parts = size / source.len();
+    let start = Instant::now();
+    let body = Body::from_stream(stream::iter((0..parts).map(move |_| Ok(source.clone()))));
+    store.put(key, body, PutOptions::default()).await?;
+    Ok(start.elapsed())
+}
+
+/// Reads the whole object as a stream, checking it has `size` bytes; the
+/// time it took.
+pub async fn read_all(store: &dyn Storage, key: &Key, size: usize) -> storage::Result<Duration> {
+    let start = Instant::now();
+    let mut body = store.get(key, GetOptions::default()).await?.body;
+    let mut total = 0;
+    while let Some(piece) = body.try_next().await? {
+        total += piece.len();
+    }
+    assert_eq!(total, size, "the object read back has the wrong length");
+    Ok(start.elapsed())
 }

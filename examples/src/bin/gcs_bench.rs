@@ -26,7 +26,7 @@ use object_store::ObjectStoreExt;
 use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
 use object_store::path::Path;
 use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
-use storage_examples::{best, chunk_of, peak_mib};
+use storage_examples::{best, chunk_of, peak_mib, read_all, stream_up};
 use storage_gcs::{GcsConfig, GcsStorage};
 
 const SMALL_COUNT: usize = 1000;
@@ -76,31 +76,6 @@ async fn get_small_theirs(
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    Ok(start.elapsed())
-}
-
-async fn put_large(
-    store: &GcsStorage,
-    key: &Key,
-    chunk: &Bytes,
-    size: usize,
-) -> storage::Result<Duration> {
-    let chunk = chunk.clone();
-    let parts = size / chunk.len();
-    let start = Instant::now();
-    let body = Body::from_stream(stream::iter((0..parts).map(move |_| Ok(chunk.clone()))));
-    store.put(key, body, PutOptions::default()).await?;
-    Ok(start.elapsed())
-}
-
-async fn get_large_ours(store: &GcsStorage, key: &Key, size: usize) -> storage::Result<Duration> {
-    let start = Instant::now();
-    let mut body = store.get(key, GetOptions::default()).await?.body;
-    let mut total = 0;
-    while let Some(piece) = body.try_next().await? {
-        total += piece.len();
-    }
-    assert_eq!(total, size);
     Ok(start.elapsed())
 }
 
@@ -162,13 +137,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..ROUNDS {
         let keys = small_keys(&format!("bench/round-{round}"))?;
         puts.push(put_small(&ours, &keys, &small).await?);
-        large_puts.push(put_large(&ours, &large_key, &chunk, LARGE_SIZE).await?);
+        large_puts.push(stream_up(&ours, &large_key, &chunk, LARGE_SIZE).await?);
         let ours_first = round % 2 == 0;
         for side in [ours_first, !ours_first] {
             if side {
                 ours_gets.push(get_small_ours(&ours, &keys).await?);
-                ours_large.push(get_large_ours(&ours, &large_key, LARGE_SIZE).await?);
-                single_large.push(get_large_ours(&single_stream, &large_key, LARGE_SIZE).await?);
+                ours_large.push(read_all(&ours, &large_key, LARGE_SIZE).await?);
+                single_large.push(read_all(&single_stream, &large_key, LARGE_SIZE).await?);
             } else {
                 theirs_gets.push(get_small_theirs(&theirs, &keys).await?);
                 theirs_large.push(get_large_theirs(&theirs, &large_key).await?);
@@ -227,8 +202,8 @@ async fn memory_check(
     gib: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let key = Key::new("bench/memory-check")?;
-    let up = put_large(store, &key, chunk, gib << 30).await?;
-    let down = get_large_ours(store, &key, gib << 30).await?;
+    let up = stream_up(store, &key, chunk, gib << 30).await?;
+    let down = read_all(store, &key, gib << 30).await?;
     store.delete(&key).await?;
     println!(
         "\n{gib} GiB stream of unknown length through storage-gcs: up {:.1} s, down {:.1} s, peak resident memory {:.1} MiB",

@@ -22,7 +22,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
-use storage_examples::{best, chunk_of, peak_mib};
+use storage_examples::{best, chunk_of, peak_mib, read_all, stream_up};
 use storage_s3::{S3Config, S3Storage};
 
 const SMALL_COUNT: usize = 1000;
@@ -267,24 +267,13 @@ async fn memory_check(
     gib: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let key = Key::new("bench/memory-check")?;
-    let parts = (gib << 30) / chunk.len();
-    let source = chunk.clone();
-    let start = Instant::now();
-    let body = Body::from_stream(stream::iter((0..parts).map(move |_| Ok(source.clone()))));
-    store.put(&key, body, PutOptions::default()).await?;
-    let up = start.elapsed();
-    let start = Instant::now();
-    let mut body = store.get(&key, GetOptions::default()).await?.body;
-    let mut total = 0usize;
-    while let Some(piece) = body.try_next().await? {
-        total += piece.len();
-    }
-    assert_eq!(total, gib << 30);
+    let up = stream_up(store, &key, chunk, gib << 30).await?;
+    let down = read_all(store, &key, gib << 30).await?;
     store.delete(&key).await?;
     println!(
         "\n{gib} GiB stream of unknown length: up {:.1} s, down {:.1} s, peak resident memory {:.1} MiB",
         up.as_secs_f64(),
-        start.elapsed().as_secs_f64(),
+        down.as_secs_f64(),
         peak_mib()
     );
     Ok(())

@@ -20,8 +20,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
-use storage_examples::{best, chunk_of, peak_mib};
+use storage::{Body, GetOptions, Key, PutOptions, Storage};
+use storage_examples::{best, chunk_of, peak_mib, read_all, stream_up};
 use storage_supabase::{SupabaseConfig, SupabaseStorage};
 
 const SMALL_COUNT: usize = 1000;
@@ -70,8 +70,8 @@ async fn run(url: &str, memory: Option<usize>) -> Result<(), Box<dyn std::error:
     let chunk = chunk_of(1 << 20, 2);
     if let Some(gib) = memory {
         let key = Key::new("bench/memory-check")?;
-        let up = put_stream(&store, &key, &chunk, gib << 30).await?;
-        let down = get_all(&store, &key, gib << 30).await?;
+        let up = stream_up(&store, &key, &chunk, gib << 30).await?;
+        let down = read_all(&store, &key, gib << 30).await?;
         println!(
             "\n{gib} GiB stream of unknown length through storage-supabase (TUS, 6 MiB chunks): up {:.1} s, down {:.1} s, peak resident memory {:.1} MiB",
             up.as_secs_f64(),
@@ -102,8 +102,8 @@ async fn run(url: &str, memory: Option<usize>) -> Result<(), Box<dyn std::error:
             .await?;
         gets.push(start.elapsed());
         let key = Key::new("bench/large")?;
-        large_up.push(put_stream(&store, &key, &chunk, LARGE_SIZE).await?);
-        large_down.push(get_all(&store, &key, LARGE_SIZE).await?);
+        large_up.push(stream_up(&store, &key, &chunk, LARGE_SIZE).await?);
+        large_down.push(read_all(&store, &key, LARGE_SIZE).await?);
         store
             .delete_many(&keys)
             .await
@@ -134,29 +134,4 @@ async fn run(url: &str, memory: Option<usize>) -> Result<(), Box<dyn std::error:
         mib_s(best(&large_down))
     );
     Ok(())
-}
-
-async fn put_stream(
-    store: &SupabaseStorage,
-    key: &Key,
-    chunk: &Bytes,
-    size: usize,
-) -> storage::Result<Duration> {
-    let chunk = chunk.clone();
-    let parts = size / chunk.len();
-    let start = Instant::now();
-    let body = Body::from_stream(stream::iter((0..parts).map(move |_| Ok(chunk.clone()))));
-    store.put(key, body, PutOptions::default()).await?;
-    Ok(start.elapsed())
-}
-
-async fn get_all(store: &SupabaseStorage, key: &Key, size: usize) -> storage::Result<Duration> {
-    let start = Instant::now();
-    let mut body = store.get(key, GetOptions::default()).await?.body;
-    let mut total = 0;
-    while let Some(piece) = body.try_next().await? {
-        total += piece.len();
-    }
-    assert_eq!(total, size);
-    Ok(start.elapsed())
 }
