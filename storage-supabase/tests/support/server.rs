@@ -158,6 +158,35 @@ fn verify(token: &str, code: &str) -> Result<Value, Response> {
     Ok(claims)
 }
 
+/// The claims of a signed URL's `token`, checked as the real server does:
+/// a missing token, a bad signature or an expiry, and a token made for
+/// another object or purpose, each with its own error.
+fn signed_claims(
+    query: &HashMap<String, String>,
+    bucket: &str,
+    name: &str,
+    scope: &str,
+) -> Result<Value, Response> {
+    let Some(token) = query.get("token") else {
+        return Err(error(
+            "400",
+            "Error",
+            "querystring must have required property 'token'",
+            "InvalidRequest",
+        ));
+    };
+    let claims = verify(token, "InvalidJWT")?;
+    if claims["url"] != json!(format!("{bucket}/{name}")) || claims["scope"] != json!(scope) {
+        return Err(error(
+            "400",
+            "InvalidSignature",
+            "Invalid signature",
+            "InvalidSignature",
+        ));
+    }
+    Ok(claims)
+}
+
 /// The error model: HTTP 400 with the real status as a string in the body,
 /// except 416 and 500, which are real.
 fn error(status: &str, error: &str, message: &str, code: &str) -> Response {
@@ -271,28 +300,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         }
         (&Method::GET, ["object", "sign", bucket, rest @ ..]) => {
             let name = rest.join("/");
-            let Some(token) = query.get("token") else {
-                return error(
-                    "400",
-                    "Error",
-                    "querystring must have required property 'token'",
-                    "InvalidRequest",
-                );
-            };
-            let claims = match verify(token, "InvalidJWT") {
+            let claims = match signed_claims(&query, bucket, &name, "download") {
                 Ok(claims) => claims,
                 Err(response) => return response,
             };
-            if claims["url"] != json!(format!("{bucket}/{name}"))
-                || claims["scope"] != json!("download")
-            {
-                return error(
-                    "400",
-                    "InvalidSignature",
-                    "Invalid signature",
-                    "InvalidSignature",
-                );
-            }
             let buckets = shared.buckets.lock().unwrap();
             return match buckets.get(*bucket) {
                 Some(b) => {
@@ -312,28 +323,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         }
         (&Method::PUT, ["object", "upload", "sign", bucket, rest @ ..]) => {
             let name = rest.join("/");
-            let Some(token) = query.get("token") else {
-                return error(
-                    "400",
-                    "Error",
-                    "querystring must have required property 'token'",
-                    "InvalidRequest",
-                );
-            };
-            let claims = match verify(token, "InvalidJWT") {
+            let claims = match signed_claims(&query, bucket, &name, "upload") {
                 Ok(claims) => claims,
                 Err(response) => return response,
             };
-            if claims["url"] != json!(format!("{bucket}/{name}"))
-                || claims["scope"] != json!("upload")
-            {
-                return error(
-                    "400",
-                    "InvalidSignature",
-                    "Invalid signature",
-                    "InvalidSignature",
-                );
-            }
             let upsert = claims["upsert"].as_bool().unwrap_or(false);
             let mut buckets = shared.buckets.lock().unwrap();
             let Some(b) = buckets.get_mut(*bucket) else {
