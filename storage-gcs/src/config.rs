@@ -72,8 +72,9 @@ pub struct GcsConfig {
     /// resends after a dropped connection or a 5xx, per chunk. Default: 5.
     #[serde(default = "default_resume_attempts")]
     pub resume_attempts: usize,
-    /// The timeout of one request, in seconds (a chunk, a page, a ranged
-    /// part; a streamed body only until its first byte). Default: 300.
+    /// The longest wait for a byte from the server, in seconds: a request
+    /// that stalls this long fails with Timeout, a long transfer that keeps
+    /// moving does not. Default: 300.
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
     /// The timeout of connecting, in seconds. Default: 10.
