@@ -574,9 +574,9 @@ pub const LOG_TRACE: LogLevel = 5;
 pub struct HostServices {
     /// `size_of::<HostServices>()` as the host was built.
     pub size: usize,
-    /// The most verbose [`LogLevel`] the host records; the plugin skips
-    /// the rest.
-    pub max_log_level: LogLevel,
+    /// The most verbose [`LogLevel`] the host records now (0: none); the
+    /// plugin skips the rest.
+    pub max_log_level: unsafe extern "C" fn() -> LogLevel,
     /// Records one log line in the host's `tracing`, tagged with the
     /// plugin's target (a module path).
     pub log: unsafe extern "C" fn(level: LogLevel, target: FfiStr<'_>, message: FfiStr<'_>),

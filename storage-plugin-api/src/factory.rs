@@ -50,10 +50,10 @@ fn create(table: &ProviderConfig<'_>) -> Result<ProviderFuture, ConfigError> {
         Some(base) if parsed.path.is_relative() => base.join(&parsed.path),
         _ => parsed.path.clone(),
     };
-    let plugin = Plugin::load(&path).map_err(|err| table.error(err.to_string()))?;
+    let plugin = Plugin::load(&path).map_err(|err| table.field_error("path", err.to_string()))?;
     let provider_type = plugin
         .choose_type(parsed.provider.as_deref())
-        .map_err(|why| table.error(why))?;
+        .map_err(|why| table.field_error("provider", why))?;
     let settings = serde_json::to_value(&parsed.settings)
         .map_err(|err| table.error(format!("the plugin's settings cannot be passed on: {err}")))?;
     let name = table.name().to_owned();

@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 
 use crate::abi::{FfiStr, HostServices, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN, LogLevel};
@@ -34,17 +35,6 @@ fn level_code(level: &Level) -> LogLevel {
         Level::INFO => LOG_INFO,
         Level::DEBUG => LOG_DEBUG,
         _ => LOG_TRACE,
-    }
-}
-
-fn filter_of(level: LogLevel) -> LevelFilter {
-    match level {
-        0 => LevelFilter::OFF,
-        LOG_ERROR => LevelFilter::ERROR,
-        LOG_WARN => LevelFilter::WARN,
-        LOG_INFO => LevelFilter::INFO,
-        LOG_DEBUG => LevelFilter::DEBUG,
-        _ => LevelFilter::TRACE,
     }
 }
 
@@ -79,13 +69,21 @@ impl Visit for Line {
     }
 }
 
+impl HostLog {
+    fn max_level(&self) -> LogLevel {
+        // SAFETY: the host's function, valid for the life of the process.
+        unsafe { (self.host.max_log_level)() }
+    }
+}
+
 impl Subscriber for HostLog {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        level_code(metadata.level()) <= self.host.max_log_level
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        // The host's level can change: ask `enabled` every time.
+        Interest::sometimes()
     }
 
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(filter_of(self.host.max_log_level))
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        level_code(metadata.level()) <= self.max_level()
     }
 
     fn new_span(&self, _: &Attributes<'_>) -> Id {
@@ -137,12 +135,17 @@ pub(crate) fn host_services() -> &'static HostServices {
     static SERVICES: OnceLock<HostServices> = OnceLock::new();
     SERVICES.get_or_init(|| HostServices {
         size: size_of::<HostServices>(),
-        max_log_level: match LevelFilter::current().into_level() {
-            Some(level) => level_code(&level),
-            None => 0,
-        },
+        max_log_level: host_max_level,
         log: host_log,
     })
+}
+
+/// The host's end of [`HostServices::max_log_level`].
+unsafe extern "C" fn host_max_level() -> LogLevel {
+    match LevelFilter::current().into_level() {
+        Some(level) => level_code(&level),
+        None => 0,
+    }
 }
 
 /// The host's end of [`HostServices::log`].

@@ -3,6 +3,8 @@
 //! - `test`: the whole test suite: every crate, every feature, doc tests,
 //!   with the test servers installed (once) and started on 127.0.0.1 for
 //!   the backends that need one (see `servers.rs`).
+//! - `plugins`: build the plugins the tests load from disk (see
+//!   `plugins.rs`) and print the variable that points the tests at them.
 //! - `servers`: start the test servers and print their variables, for
 //!   running one backend's suite by hand; Ctrl-C stops them.
 //! - `ci`: what CI runs: formatting, clippy with warnings as errors, docs
@@ -15,6 +17,7 @@
 //!   memory check, and the Supabase backend on the repository's test
 //!   server (which it starts itself) with a 1 GiB memory check.
 
+mod plugins;
 mod servers;
 
 use std::process::{Command, ExitCode};
@@ -26,9 +29,12 @@ fn main() -> ExitCode {
         Some("servers") => run_servers(),
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("plugins") => plugins::build_for_tests().map(|dir| {
+            println!("export STORAGE_TEST_PLUGIN_DIR={}", dir.display());
+        }),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test | ci | servers | bench [local|s3|gcs|supabase|all] [ARGS]>"
+                "usage: cargo xtask <test | ci | servers | plugins | bench [local|s3|gcs|supabase|plugin|all] [ARGS]>"
             );
             return ExitCode::from(2);
         }
@@ -58,12 +64,14 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    let plugin_dir = plugins::build_for_tests()?.display().to_string();
     let servers = servers::start()?;
-    let env: Vec<(&str, &str)> = servers
+    let mut env: Vec<(&str, &str)> = servers
         .env()
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
+    env.push(("STORAGE_TEST_PLUGIN_DIR", &plugin_dir));
     cargo(
         &[
             "test",

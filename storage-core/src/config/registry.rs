@@ -136,6 +136,21 @@ impl<'a> ProviderConfig<'a> {
         })
     }
 
+    /// An error about the value of `field` in this provider's table
+    /// (about the table itself if it has no such field).
+    pub fn field_error(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        let offset = match self.value.get_ref() {
+            DeValue::Table(table) => table
+                .iter()
+                .find(|(name, _)| name.get_ref() == field)
+                .map(|(_, value)| value.span().start),
+            _ => None,
+        };
+        ConfigError::at(self.source, offset.or(Some(self.value.span().start)), message)
+            .with_provider(self.name)
+            .masked(self.secrets)
+    }
+
     /// An error about this provider's table, for checks serde cannot make.
     pub fn error(&self, message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.source, Some(self.value.span().start), message)
