@@ -12,6 +12,8 @@ pub use storage_gcs as gcs;
 pub use storage_local as local;
 #[cfg(feature = "s3")]
 pub use storage_s3 as s3;
+#[cfg(feature = "plugins")]
+pub use storage_plugin_api as plugins;
 #[cfg(feature = "supabase")]
 pub use storage_supabase as supabase;
 
@@ -39,6 +41,8 @@ pub fn registry() -> Registry {
         &storage_gcs::FACTORY,
         #[cfg(feature = "supabase")]
         &storage_supabase::FACTORY,
+        #[cfg(feature = "plugins")]
+        &storage_plugin_api::FACTORY,
     ])
 }
 
