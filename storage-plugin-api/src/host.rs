@@ -122,12 +122,22 @@ impl Plugin {
     /// is not a loadable library, a library that exports no declaration
     /// of this ABI, a declaration with the wrong magic, ABI version or
     /// size, and a plugin built with `panic = "abort"`.
+    ///
+    /// A path without an extension that names no file is also looked for
+    /// in the platform's form: `target/debug/my_plugin` finds
+    /// `target/debug/libmy_plugin.so` on Linux, `libmy_plugin.dylib` on
+    /// macOS and `my_plugin.dll` on Windows (a `-` in the name may be
+    /// written as cargo writes it, `_`).
     pub fn load(path: &Path) -> std::result::Result<&'static Plugin, LoadError> {
-        let canonical = std::fs::canonicalize(path).map_err(|err| {
+        let found = locate(path);
+        let canonical = std::fs::canonicalize(&found).map_err(|err| {
             LoadError::new(
                 path,
                 match err.kind() {
-                    std::io::ErrorKind::NotFound => "no such file".to_owned(),
+                    std::io::ErrorKind::NotFound => match platform_names(path).as_slice() {
+                        [] => "no such file".to_owned(),
+                        names => format!("no such file (nor {})", names.join(" nor ")),
+                    },
                     _ => format!("cannot be read: {err}"),
                 },
             )
@@ -356,6 +366,35 @@ impl Plugin {
             provider: handle,
         })
     }
+}
+
+/// The platform's library file names for a bare `path` (no extension).
+fn platform_names(path: &Path) -> Vec<String> {
+    let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+        return Vec::new();
+    };
+    if path.extension().is_some() {
+        return Vec::new();
+    }
+    let (prefix, suffix) = (std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let mut names = vec![format!("{prefix}{file}{suffix}")];
+    let cargo_form = format!("{prefix}{}{suffix}", file.replace('-', "_"));
+    if cargo_form != names[0] {
+        names.push(cargo_form);
+    }
+    names
+}
+
+/// `path` if it exists, else the first platform form of it that does.
+fn locate(path: &Path) -> PathBuf {
+    if path.exists() {
+        return path.to_owned();
+    }
+    platform_names(path)
+        .into_iter()
+        .map(|name| path.with_file_name(name))
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| path.to_owned())
 }
 
 /// Says why a library without the declaration symbol is not a plugin, and

@@ -34,6 +34,15 @@ fn a_missing_file_is_refused_by_name() {
 }
 
 #[test]
+fn a_bare_name_finds_the_platforms_library_file() {
+    let bare = plugin_dir().join("storage-test-plugin-faulty");
+    let loaded = Plugin::load(&bare).unwrap();
+    assert_eq!(loaded.name(), "storage-test-plugin-faulty");
+    let message = refusal(&plugin_dir().join("no-such-plugin"));
+    assert!(message.contains("no such file (nor "), "{message}");
+}
+
+#[test]
 fn a_file_that_is_not_a_library_is_refused() {
     let message = refusal(&plugin("not-a-library"));
     assert!(message.contains("cannot be loaded as a library"), "{message}");
