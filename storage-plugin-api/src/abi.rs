@@ -506,7 +506,8 @@ pub struct ProviderVTable {
         options: &FfiGetOptions<'_>,
     ) -> PluginFuture<FfiGetResult>,
     /// Storage::head.
-    pub head: unsafe extern "C" fn(this: *const c_void, key: FfiStr<'_>) -> PluginFuture<FfiObjectMeta>,
+    pub head:
+        unsafe extern "C" fn(this: *const c_void, key: FfiStr<'_>) -> PluginFuture<FfiObjectMeta>,
     /// Storage::exists.
     pub exists: unsafe extern "C" fn(this: *const c_void, key: FfiStr<'_>) -> PluginFuture<bool>,
     /// Storage::delete; `true` if an object was removed.
@@ -524,8 +525,11 @@ pub struct ProviderVTable {
         to: FfiStr<'_>,
     ) -> PluginFuture<FfiPutResult>,
     /// Storage::rename; the `bool` is meaningless.
-    pub rename:
-        unsafe extern "C" fn(this: *const c_void, from: FfiStr<'_>, to: FfiStr<'_>) -> PluginFuture<bool>,
+    pub rename: unsafe extern "C" fn(
+        this: *const c_void,
+        from: FfiStr<'_>,
+        to: FfiStr<'_>,
+    ) -> PluginFuture<bool>,
     /// Storage::presign; `method` 0 GET, 1 PUT.
     pub presign: unsafe extern "C" fn(
         this: *const c_void,

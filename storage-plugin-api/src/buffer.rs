@@ -115,7 +115,10 @@ mod tests {
 
     #[test]
     fn text_must_be_utf8() {
-        assert_eq!(import_string(export_string("ké".into())).as_deref(), Ok("ké"));
+        assert_eq!(
+            import_string(export_string("ké".into())).as_deref(),
+            Ok("ké")
+        );
         let err = import_string(export_bytes(Bytes::from_static(&[0xff, 0xfe]))).unwrap_err();
         assert!(err.contains("not UTF-8"), "{err}");
     }

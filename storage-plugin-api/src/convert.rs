@@ -104,7 +104,10 @@ pub fn import_error(err: FfiError) -> Error {
 }
 
 /// A result for the other side.
-pub fn export_result<T, U>(result: storage_core::Result<T>, export: impl FnOnce(T) -> U) -> FfiResult<U> {
+pub fn export_result<T, U>(
+    result: storage_core::Result<T>,
+    export: impl FnOnce(T) -> U,
+) -> FfiResult<U> {
     match result {
         Ok(value) => FfiResult::Ok(export(value)),
         Err(err) => FfiResult::Err(export_error(&err)),
@@ -155,7 +158,10 @@ pub unsafe fn read_key(text: &FfiStr<'_>) -> storage_core::Result<Key> {
 /// # Safety
 ///
 /// As [`read_str`].
-pub unsafe fn read_opt_str(text: &FfiOption<FfiStr<'_>>, what: &str) -> storage_core::Result<Option<String>> {
+pub unsafe fn read_opt_str(
+    text: &FfiOption<FfiStr<'_>>,
+    what: &str,
+) -> storage_core::Result<Option<String>> {
     match text {
         // SAFETY: forwarded to the caller.
         FfiOption::Some(text) => unsafe { read_str(text, what) }.map(|s| Some(s.to_owned())),
@@ -167,7 +173,10 @@ fn opt_string(value: Option<String>) -> FfiOption<FfiBytes> {
     value.map(export_string).into()
 }
 
-fn import_opt_string(value: FfiOption<FfiBytes>, what: &str) -> storage_core::Result<Option<String>> {
+fn import_opt_string(
+    value: FfiOption<FfiBytes>,
+    what: &str,
+) -> storage_core::Result<Option<String>> {
     match value {
         FfiOption::Some(bytes) => import_string(bytes)
             .map(Some)
@@ -201,15 +210,21 @@ fn parse_metadata(json: &str) -> storage_core::Result<UserMetadata> {
     if json.is_empty() {
         return Ok(UserMetadata::new());
     }
-    serde_json::from_str::<BTreeMap<String, String>>(json)
-        .map_err(|err| malformed(format!("user metadata is not a JSON object of strings: {err}")))
+    serde_json::from_str::<BTreeMap<String, String>>(json).map_err(|err| {
+        malformed(format!(
+            "user metadata is not a JSON object of strings: {err}"
+        ))
+    })
 }
 
 fn parse_checksum(text: &str) -> Option<Checksum> {
     let (algorithm, hex) = text.split_once(':')?;
     let bytes = (0..hex.len())
         .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()?;
     match algorithm {
         "crc32c" => Some(Checksum::Crc32c(u32::from_be_bytes(bytes.try_into().ok()?))),
@@ -338,7 +353,8 @@ pub unsafe fn read_put_options(options: &FfiPutOptions<'_>) -> storage_core::Res
     // SAFETY (all three blocks): the caller promises the borrows are valid.
     read.content_type = unsafe { read_opt_str(&options.content_type, "a content type") }?;
     read.cache_control = unsafe { read_opt_str(&options.cache_control, "a cache control") }?;
-    read.user_metadata = parse_metadata(unsafe { read_str(&options.user_metadata_json, "user metadata") }?)?;
+    read.user_metadata =
+        parse_metadata(unsafe { read_str(&options.user_metadata_json, "user metadata") }?)?;
     read.mode = match options.mode {
         WRITE_OVERWRITE => WriteMode::Overwrite,
         WRITE_CREATE_NEW => WriteMode::CreateNew,
@@ -390,14 +406,29 @@ pub fn get_options(options: &GetOptions) -> FfiGetOptions<'_> {
 pub unsafe fn read_get_options(options: &FfiGetOptions<'_>) -> storage_core::Result<GetOptions> {
     let mut read = GetOptions::default();
     read.range = match options.range {
-        FfiOption::Some(FfiRange { kind: RANGE_BOUNDED, a, b }) => {
+        FfiOption::Some(FfiRange {
+            kind: RANGE_BOUNDED,
+            a,
+            b,
+        }) => {
             if b <= a {
-                return Err(Error::new(ErrorKind::InvalidInput, format!("empty range {a}..{b}")));
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("empty range {a}..{b}"),
+                ));
             }
             Some(ByteRange::bounded(a..b))
         }
-        FfiOption::Some(FfiRange { kind: RANGE_FROM, a, .. }) => Some(ByteRange::From(a)),
-        FfiOption::Some(FfiRange { kind: RANGE_SUFFIX, a, .. }) => Some(ByteRange::Suffix(a)),
+        FfiOption::Some(FfiRange {
+            kind: RANGE_FROM,
+            a,
+            ..
+        }) => Some(ByteRange::From(a)),
+        FfiOption::Some(FfiRange {
+            kind: RANGE_SUFFIX,
+            a,
+            ..
+        }) => Some(ByteRange::Suffix(a)),
         FfiOption::Some(FfiRange { kind, .. }) => {
             return Err(malformed(format!("unknown range kind {kind}")));
         }
@@ -414,7 +445,11 @@ pub unsafe fn read_get_options(options: &FfiGetOptions<'_>) -> storage_core::Res
 pub fn list_options(options: &ListOptions) -> FfiListOptions<'_> {
     FfiListOptions {
         delimiter: options.delimiter,
-        start_after: options.start_after.as_ref().map(|k| str_of(k.as_str())).into(),
+        start_after: options
+            .start_after
+            .as_ref()
+            .map(|k| str_of(k.as_str()))
+            .into(),
         extension_json: str_of("{}"),
     }
 }
@@ -448,7 +483,9 @@ pub fn presign_options(options: &PresignOptions) -> FfiPresignOptions<'_> {
 /// # Safety
 ///
 /// As [`read_put_options`].
-pub unsafe fn read_presign_options(options: &FfiPresignOptions<'_>) -> storage_core::Result<PresignOptions> {
+pub unsafe fn read_presign_options(
+    options: &FfiPresignOptions<'_>,
+) -> storage_core::Result<PresignOptions> {
     let mut read = PresignOptions::default();
     // SAFETY: the caller promises the borrows are valid.
     read.content_type = unsafe { read_opt_str(&options.content_type, "a content type") }?;
@@ -477,7 +514,9 @@ pub fn export_presigned(request: PresignedRequest) -> FfiPresignedRequest {
     FfiPresignedRequest {
         method: method_code(request.method),
         url: export_string(request.url.to_string()),
-        headers_json: export_string(serde_json::to_string(&request.headers).unwrap_or_else(|_| "[]".to_owned())),
+        headers_json: export_string(
+            serde_json::to_string(&request.headers).unwrap_or_else(|_| "[]".to_owned()),
+        ),
         expires_at: export_time(request.expires_at),
     }
 }
@@ -487,7 +526,8 @@ pub fn import_presigned(request: FfiPresignedRequest) -> storage_core::Result<Pr
     let method = method_of(request.method)?;
     let url = import_string(request.url).map_err(|why| malformed(format!("a URL: {why}")))?;
     let url = url::Url::parse(&url).map_err(|err| malformed(format!("a URL: {err}")))?;
-    let headers = import_string(request.headers_json).map_err(|why| malformed(format!("headers: {why}")))?;
+    let headers =
+        import_string(request.headers_json).map_err(|why| malformed(format!("headers: {why}")))?;
     let headers: Vec<(String, String)> =
         serde_json::from_str(&headers).map_err(|err| malformed(format!("headers: {err}")))?;
     let mut imported = PresignedRequest::new(method, url, import_time(request.expires_at)?);
@@ -511,8 +551,12 @@ const CAPABILITY_BITS: [(u64, fn(&mut Capabilities) -> &mut bool); 13] = [
     (bits::RENAME, |c| &mut c.rename),
     (bits::PRESIGN, |c| &mut c.presign),
     (bits::PRESIGN_PUT, |c| &mut c.presign_put),
-    (bits::PRESIGN_PUT_CHOSEN_EXPIRY, |c| &mut c.presign_put_chosen_expiry),
-    (bits::PRESIGN_PUT_CONTENT_TYPE, |c| &mut c.presign_put_content_type),
+    (bits::PRESIGN_PUT_CHOSEN_EXPIRY, |c| {
+        &mut c.presign_put_chosen_expiry
+    }),
+    (bits::PRESIGN_PUT_CONTENT_TYPE, |c| {
+        &mut c.presign_put_content_type
+    }),
 ];
 
 /// Capabilities as bits.
@@ -543,7 +587,10 @@ mod tests {
         caps.presign = false;
         caps.rename = false;
         assert_eq!(import_capabilities(export_capabilities(caps)), caps);
-        assert_eq!(import_capabilities(export_capabilities(Capabilities::all())), Capabilities::all());
+        assert_eq!(
+            import_capabilities(export_capabilities(Capabilities::all())),
+            Capabilities::all()
+        );
         assert_eq!(import_capabilities(1 << 63), Capabilities::default());
     }
 
@@ -616,13 +663,25 @@ mod tests {
         let read = unsafe { read_put_options(&put_options(&put, &strings)) }.unwrap();
         assert_eq!(read, put);
 
-        for range in [ByteRange::bounded(1..5), ByteRange::From(3), ByteRange::Suffix(2)] {
-            let get = GetOptions::default().with_range(range).with_if_none_match("e");
-            assert_eq!(unsafe { read_get_options(&get_options(&get)) }.unwrap(), get);
+        for range in [
+            ByteRange::bounded(1..5),
+            ByteRange::From(3),
+            ByteRange::Suffix(2),
+        ] {
+            let get = GetOptions::default()
+                .with_range(range)
+                .with_if_none_match("e");
+            assert_eq!(
+                unsafe { read_get_options(&get_options(&get)) }.unwrap(),
+                get
+            );
         }
         let list = ListOptions::default()
             .with_delimiter()
             .with_start_after(Key::new("m").unwrap());
-        assert_eq!(unsafe { read_list_options(&list_options(&list)) }.unwrap(), list);
+        assert_eq!(
+            unsafe { read_list_options(&list_options(&list)) }.unwrap(),
+            list
+        );
     }
 }

@@ -12,8 +12,8 @@
 
 use std::ffi::c_void;
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -96,14 +96,18 @@ impl ProviderSettings {
     /// mistyped setting comes back as an `InvalidConfig` error naming it.
     pub fn parse<T: DeserializeOwned>(&self) -> storage_core::Result<T> {
         T::deserialize(&self.settings).map_err(|err| {
-            Error::new(ErrorKind::InvalidConfig, format!("its settings: {err}"))
-                .context(Operation::Open, &self.name, None)
+            Error::new(ErrorKind::InvalidConfig, format!("its settings: {err}")).context(
+                Operation::Open,
+                &self.name,
+                None,
+            )
         })
     }
 }
 
 /// Opens one provider type from its settings.
-pub type OpenFn = fn(ProviderSettings) -> BoxFuture<'static, storage_core::Result<Arc<dyn Storage>>>;
+pub type OpenFn =
+    fn(ProviderSettings) -> BoxFuture<'static, storage_core::Result<Arc<dyn Storage>>>;
 
 /// The runtime this plugin library runs its providers on: built once, on
 /// first use, never shut down (the library is never unloaded).
@@ -125,7 +129,12 @@ pub fn plugin_runtime() -> storage_core::Result<&'static Runtime> {
         .thread_name("storage-plugin")
         .enable_all()
         .build()
-        .map_err(|err| Error::new(ErrorKind::Other, format!("cannot start the plugin's runtime: {err}")))?;
+        .map_err(|err| {
+            Error::new(
+                ErrorKind::Other,
+                format!("cannot start the plugin's runtime: {err}"),
+            )
+        })?;
     // Another thread may have won the race; its runtime is the one kept.
     let _ = RUNTIME.set(runtime);
     RUNTIME
@@ -176,7 +185,10 @@ pub unsafe fn create(
                 )
             })?;
         let envelope: SettingsEnvelope = serde_json::from_str(json).map_err(|err| {
-            Error::new(ErrorKind::InvalidConfig, format!("its settings are not the expected JSON: {err}"))
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("its settings are not the expected JSON: {err}"),
+            )
         })?;
         let settings = ProviderSettings {
             name,
@@ -197,7 +209,10 @@ pub unsafe fn create(
             })
         }
         Ok(Err(err)) => ready("create", FfiResult::Err(export_error(&err))),
-        Err(payload) => ready("create", FfiResult::Err(panic_error("the plugin's create", payload))),
+        Err(payload) => ready(
+            "create",
+            FfiResult::Err(panic_error("the plugin's create", payload)),
+        ),
     }
 }
 
@@ -285,7 +300,10 @@ unsafe extern "C" fn release(this: *const c_void) {
 unsafe extern "C" fn capabilities(this: *const c_void) -> u64 {
     // SAFETY: the host calls with a live provider.
     let provider = unsafe { provider(this) };
-    catch_unwind(AssertUnwindSafe(|| export_capabilities(provider.storage.capabilities()))).unwrap_or(0)
+    catch_unwind(AssertUnwindSafe(|| {
+        export_capabilities(provider.storage.capabilities())
+    }))
+    .unwrap_or(0)
 }
 
 /// A body from the host: its bytes, or its stream polled inside the
@@ -315,20 +333,25 @@ unsafe extern "C" fn put(
     provider.call(
         "put",
         // SAFETY: the borrows are valid during this call.
-        || Ok((unsafe { read_key(&key) }?, unsafe { read_put_options(options) }?)),
+        || {
+            Ok((unsafe { read_key(&key) }?, unsafe {
+                read_put_options(options)
+            }?))
+        },
         |storage, (key, options)| async move {
-            storage.put(&key, body, options).await.map(export_put_result)
+            storage
+                .put(&key, body, options)
+                .await
+                .map(export_put_result)
         },
     )
 }
 
 fn export_body(scope: RuntimeScope, result: storage_core::GetResult) -> FfiGetResult {
-    let body = result
-        .body
-        .map(|chunk| match chunk {
-            Ok(bytes) => FfiResult::Ok(export_bytes(bytes)),
-            Err(err) => FfiResult::Err(export_error(&err)),
-        });
+    let body = result.body.map(|chunk| match chunk {
+        Ok(bytes) => FfiResult::Ok(export_bytes(bytes)),
+        Err(err) => FfiResult::Err(export_error(&err)),
+    });
     FfiGetResult {
         meta: export_meta(result.meta),
         range_start: result.range.start,
@@ -348,7 +371,11 @@ unsafe extern "C" fn get(
     provider.call(
         "get",
         // SAFETY: the borrows are valid during this call.
-        || Ok((unsafe { read_key(&key) }?, unsafe { read_get_options(options) }?)),
+        || {
+            Ok((unsafe { read_key(&key) }?, unsafe {
+                read_get_options(options)
+            }?))
+        },
         |storage, (key, options)| async move {
             let result = storage.get(&key, options).await?;
             Ok(export_body(scope, result))
@@ -436,7 +463,11 @@ unsafe extern "C" fn copy(
     )
 }
 
-unsafe extern "C" fn rename(this: *const c_void, from: FfiStr<'_>, to: FfiStr<'_>) -> PluginFuture<bool> {
+unsafe extern "C" fn rename(
+    this: *const c_void,
+    from: FfiStr<'_>,
+    to: FfiStr<'_>,
+) -> PluginFuture<bool> {
     // SAFETY: the host calls with a live provider.
     let provider = unsafe { provider(this) };
     provider.call(
@@ -480,5 +511,9 @@ unsafe extern "C" fn presign(
 unsafe extern "C" fn health(this: *const c_void) -> PluginFuture<bool> {
     // SAFETY: the host calls with a live provider.
     let provider = unsafe { provider(this) };
-    provider.call("health", || Ok(()), |storage, ()| async move { storage.health().await.map(|()| true) })
+    provider.call(
+        "health",
+        || Ok(()),
+        |storage, ()| async move { storage.health().await.map(|()| true) },
+    )
 }

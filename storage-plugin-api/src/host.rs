@@ -106,11 +106,18 @@ fn loaded() -> &'static Mutex<BTreeMap<PathBuf, &'static Plugin>> {
 /// # Safety
 ///
 /// `text` must point into the plugin's static data, as the ABI requires.
-unsafe fn declared(path: &Path, text: FfiStr<'static>, what: &str) -> std::result::Result<String, LoadError> {
+unsafe fn declared(
+    path: &Path,
+    text: FfiStr<'static>,
+    what: &str,
+) -> std::result::Result<String, LoadError> {
     // SAFETY: forwarded to the caller.
     match unsafe { text.as_str() } {
         Some(text) => Ok(text.to_owned()),
-        None => Err(LoadError::new(path, format!("its declared {what} is not UTF-8"))),
+        None => Err(LoadError::new(
+            path,
+            format!("its declared {what} is not UTF-8"),
+        )),
     }
 }
 
@@ -142,7 +149,9 @@ impl Plugin {
                 },
             )
         })?;
-        let mut loaded = loaded().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut loaded = loaded()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(plugin) = loaded.get(&canonical) {
             return Ok(plugin);
         }
@@ -165,7 +174,10 @@ impl Plugin {
         // SAFETY: calling the exported function, as the ABI defines it.
         let declaration = unsafe { declare() };
         if declaration.is_null() {
-            return Err(LoadError::new(path, "its declaration function returned null"));
+            return Err(LoadError::new(
+                path,
+                "its declaration function returned null",
+            ));
         }
         // SAFETY: the first three fields (16 bytes) are common to every
         // version of the declaration; nothing else is read until they pass.
@@ -225,7 +237,10 @@ impl Plugin {
         {
             return Err(LoadError::new(
                 path,
-                format!("{name} declares {} provider types", declaration.provider_types_len),
+                format!(
+                    "{name} declares {} provider types",
+                    declaration.provider_types_len
+                ),
             ));
         }
         // SAFETY: the plugin declares an array of that many static strings.
@@ -307,7 +322,12 @@ impl Plugin {
         let context = |err: Error| {
             Error::new(
                 err.kind(),
-                format!("plugin {} ({}): {}", self.path.display(), self.name, err.message()),
+                format!(
+                    "plugin {} ({}): {}",
+                    self.path.display(),
+                    self.name,
+                    err.message()
+                ),
             )
             .context(Operation::Open, name, None)
         };
@@ -325,7 +345,10 @@ impl Plugin {
             base_dir: base_dir.map(Path::to_owned),
         };
         let json = serde_json::to_string(&envelope).map_err(|err| {
-            context(Error::new(ErrorKind::InvalidConfig, format!("its settings cannot be passed on: {err}")))
+            context(Error::new(
+                ErrorKind::InvalidConfig,
+                format!("its settings cannot be passed on: {err}"),
+            ))
         })?;
         // SAFETY: the create function of a checked declaration, with
         // strings valid for the call and host services that live forever.
@@ -342,7 +365,10 @@ impl Plugin {
             FfiResult::Err(err) => return Err(context(import_error(err))),
         };
         if provider.this.is_null() || provider.vtable.is_null() {
-            return Err(context(Error::new(ErrorKind::Other, "create returned a null provider")));
+            return Err(context(Error::new(
+                ErrorKind::Other,
+                "create returned a null provider",
+            )));
         }
         // SAFETY: a non-null vtable from the plugin; its size is read first.
         let size = unsafe { std::ptr::addr_of!((*provider.vtable).size).read() };
@@ -501,7 +527,12 @@ impl Storage for PluginStorage {
             let options = put_options(&options, &strings);
             // SAFETY: a live provider; the borrows outlive the call.
             unsafe {
-                (self.provider.vtable().put)(self.provider.this(), str_of(key.as_str()), export_body(body), &options)
+                (self.provider.vtable().put)(
+                    self.provider.this(),
+                    str_of(key.as_str()),
+                    export_body(body),
+                    &options,
+                )
             }
         };
         import_result(import_future(future).await, import_put_result).map_err(fail)
@@ -512,7 +543,9 @@ impl Storage for PluginStorage {
         let future = {
             let options = get_options(&options);
             // SAFETY: a live provider; the borrows outlive the call.
-            unsafe { (self.provider.vtable().get)(self.provider.this(), str_of(key.as_str()), &options) }
+            unsafe {
+                (self.provider.vtable().get)(self.provider.this(), str_of(key.as_str()), &options)
+            }
         };
         let result = import_result(import_future(future).await, Ok).map_err(&fail)?;
         let meta = import_meta(result.meta).map_err(&fail)?;
@@ -538,52 +571,76 @@ impl Storage for PluginStorage {
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
         // SAFETY: a live provider; the key outlives the call.
-        let future = unsafe { (self.provider.vtable().head)(self.provider.this(), str_of(key.as_str())) };
-        import_result(import_future(future).await, import_meta).map_err(self.fail(Operation::Head, Some(key.as_str())))
+        let future =
+            unsafe { (self.provider.vtable().head)(self.provider.this(), str_of(key.as_str())) };
+        import_result(import_future(future).await, import_meta)
+            .map_err(self.fail(Operation::Head, Some(key.as_str())))
     }
 
     async fn exists(&self, key: &Key) -> Result<bool> {
         // SAFETY: a live provider; the key outlives the call.
-        let future = unsafe { (self.provider.vtable().exists)(self.provider.this(), str_of(key.as_str())) };
-        import_result(import_future(future).await, Ok).map_err(self.fail(Operation::Head, Some(key.as_str())))
+        let future =
+            unsafe { (self.provider.vtable().exists)(self.provider.this(), str_of(key.as_str())) };
+        import_result(import_future(future).await, Ok)
+            .map_err(self.fail(Operation::Head, Some(key.as_str())))
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
         // SAFETY: a live provider; the key outlives the call.
-        let future = unsafe { (self.provider.vtable().delete)(self.provider.this(), str_of(key.as_str())) };
-        import_result(import_future(future).await, Ok).map_err(self.fail(Operation::Delete, Some(key.as_str())))
+        let future =
+            unsafe { (self.provider.vtable().delete)(self.provider.this(), str_of(key.as_str())) };
+        import_result(import_future(future).await, Ok)
+            .map_err(self.fail(Operation::Delete, Some(key.as_str())))
     }
 
     fn list(&self, prefix: &Prefix, options: ListOptions) -> ListStream {
         let stream = {
             let options = list_options(&options);
             // SAFETY: a live provider; the borrows outlive the call.
-            unsafe { (self.provider.vtable().list)(self.provider.this(), str_of(prefix.as_str()), &options) }
+            unsafe {
+                (self.provider.vtable().list)(
+                    self.provider.this(),
+                    str_of(prefix.as_str()),
+                    &options,
+                )
+            }
         };
         let name = self.name.clone();
         let prefix_text = prefix.as_str().to_owned();
-        Box::pin(ImportedStream::new("the plugin's list stream", stream).map(move |entry| {
-            entry
-                .map_err(import_error)
-                .and_then(import_list_entry)
-                .map_err(|err| err.context(Operation::List, &name, Some(&prefix_text)))
-        }))
+        Box::pin(
+            ImportedStream::new("the plugin's list stream", stream).map(move |entry| {
+                entry
+                    .map_err(import_error)
+                    .and_then(import_list_entry)
+                    .map_err(|err| err.context(Operation::List, &name, Some(&prefix_text)))
+            }),
+        )
     }
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<PutResult> {
         // SAFETY: a live provider; the keys outlive the call.
         let future = unsafe {
-            (self.provider.vtable().copy)(self.provider.this(), str_of(from.as_str()), str_of(to.as_str()))
+            (self.provider.vtable().copy)(
+                self.provider.this(),
+                str_of(from.as_str()),
+                str_of(to.as_str()),
+            )
         };
-        import_result(import_future(future).await, import_put_result).map_err(self.fail(Operation::Copy, Some(from.as_str())))
+        import_result(import_future(future).await, import_put_result)
+            .map_err(self.fail(Operation::Copy, Some(from.as_str())))
     }
 
     async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
         // SAFETY: a live provider; the keys outlive the call.
         let future = unsafe {
-            (self.provider.vtable().rename)(self.provider.this(), str_of(from.as_str()), str_of(to.as_str()))
+            (self.provider.vtable().rename)(
+                self.provider.this(),
+                str_of(from.as_str()),
+                str_of(to.as_str()),
+            )
         };
-        import_result(import_future(future).await, |_| Ok(())).map_err(self.fail(Operation::Rename, Some(from.as_str())))
+        import_result(import_future(future).await, |_| Ok(()))
+            .map_err(self.fail(Operation::Rename, Some(from.as_str())))
     }
 
     async fn presign(
@@ -607,13 +664,15 @@ impl Storage for PluginStorage {
                 )
             }
         };
-        import_result(import_future(future).await, import_presigned).map_err(self.fail(Operation::Presign, Some(key.as_str())))
+        import_result(import_future(future).await, import_presigned)
+            .map_err(self.fail(Operation::Presign, Some(key.as_str())))
     }
 
     async fn health(&self) -> Result<()> {
         // SAFETY: a live provider.
         let future = unsafe { (self.provider.vtable().health)(self.provider.this()) };
-        import_result(import_future(future).await, |_| Ok(())).map_err(self.fail(Operation::Head, None))
+        import_result(import_future(future).await, |_| Ok(()))
+            .map_err(self.fail(Operation::Head, None))
     }
 }
 
@@ -631,5 +690,7 @@ pub async fn open_plugin(
     };
     let plugin = Plugin::load(path).map_err(|err| refuse(err.to_string()))?;
     let provider_type = plugin.choose_type(provider_type).map_err(refuse)?;
-    Ok(Arc::new(plugin.open(&provider_type, name, settings, None).await?))
+    Ok(Arc::new(
+        plugin.open(&provider_type, name, settings, None).await?,
+    ))
 }

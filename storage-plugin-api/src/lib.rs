@@ -84,9 +84,9 @@ pub mod task;
 
 pub use factory::FACTORY;
 
+pub use host::{LoadError, Plugin, PluginStorage, open_plugin};
 #[doc(hidden)]
 pub use storage_core as __storage_core;
-pub use host::{LoadError, Plugin, PluginStorage, open_plugin};
 
 /// This crate's version, recorded in every plugin's declaration.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -18,7 +18,9 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 
-use crate::abi::{FfiStr, HostServices, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN, LogLevel};
+use crate::abi::{
+    FfiStr, HostServices, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN, LogLevel,
+};
 use crate::convert::read_str;
 
 thread_local! {
@@ -162,10 +164,18 @@ unsafe extern "C" fn host_log(level: LogLevel, target: FfiStr<'_>, message: FfiS
         };
         FORWARDING.with(|f| f.set(true));
         match level {
-            LOG_ERROR => tracing::error!(target: "storage_plugin", plugin_target = target, "{message}"),
-            LOG_WARN => tracing::warn!(target: "storage_plugin", plugin_target = target, "{message}"),
-            LOG_INFO => tracing::info!(target: "storage_plugin", plugin_target = target, "{message}"),
-            LOG_DEBUG => tracing::debug!(target: "storage_plugin", plugin_target = target, "{message}"),
+            LOG_ERROR => {
+                tracing::error!(target: "storage_plugin", plugin_target = target, "{message}")
+            }
+            LOG_WARN => {
+                tracing::warn!(target: "storage_plugin", plugin_target = target, "{message}")
+            }
+            LOG_INFO => {
+                tracing::info!(target: "storage_plugin", plugin_target = target, "{message}")
+            }
+            LOG_DEBUG => {
+                tracing::debug!(target: "storage_plugin", plugin_target = target, "{message}")
+            }
             _ => tracing::trace!(target: "storage_plugin", plugin_target = target, "{message}"),
         }
         FORWARDING.with(|f| f.set(false));

@@ -155,7 +155,11 @@ struct ExportedStream<S> {
 /// Lends `stream` to the other side, which polls it through the returned
 /// [`FfiStream`]. Polls and the release run inside `scope`; a panic ends
 /// the stream with an error item naming `place`.
-pub fn export_stream<S, T>(scope: RuntimeScope, place: &'static str, stream: S) -> FfiStream<FfiResult<T>>
+pub fn export_stream<S, T>(
+    scope: RuntimeScope,
+    place: &'static str,
+    stream: S,
+) -> FfiStream<FfiResult<T>>
 where
     S: Stream<Item = FfiResult<T>> + Send + 'static,
 {

@@ -45,14 +45,20 @@ fn a_bare_name_finds_the_platforms_library_file() {
 #[test]
 fn a_file_that_is_not_a_library_is_refused() {
     let message = refusal(&plugin("not-a-library"));
-    assert!(message.contains("cannot be loaded as a library"), "{message}");
+    assert!(
+        message.contains("cannot be loaded as a library"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_library_without_the_declaration_is_not_a_plugin() {
     let message = refusal(&plugin("broken-not-a-plugin"));
     assert!(message.contains("not a storage plugin"), "{message}");
-    assert!(message.contains("storage_plugin_declaration_v1"), "{message}");
+    assert!(
+        message.contains("storage_plugin_declaration_v1"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -100,19 +106,30 @@ fn a_good_plugin_declares_itself() {
 }
 
 async fn faulty(settings: serde_json::Value) -> storage_core::Result<Arc<dyn Storage>> {
-    open_plugin(&plugin("storage-test-plugin-faulty"), Some("faulty"), "flaky", &settings).await
+    open_plugin(
+        &plugin("storage-test-plugin-faulty"),
+        Some("faulty"),
+        "flaky",
+        &settings,
+    )
+    .await
 }
 
 #[tokio::test]
 async fn a_panic_in_create_is_an_error_and_the_host_goes_on() {
-    let err = faulty(json!({ "panic_in_create": true })).await.unwrap_err();
+    let err = faulty(json!({ "panic_in_create": true }))
+        .await
+        .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("panicked"), "{message}");
     assert!(message.contains("asked to panic in create"), "{message}");
     assert!(message.contains("provider \"flaky\""), "{message}");
     // Still here, and the plugin still works.
     let store = faulty(json!({})).await.unwrap();
-    store.put(&Key::new("a").unwrap(), "x".into(), PutOptions::default()).await.unwrap();
+    store
+        .put(&Key::new("a").unwrap(), "x".into(), PutOptions::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -131,7 +148,11 @@ async fn a_panic_in_the_middle_of_a_stream_ends_it_with_an_error() {
     let key = Key::new("big").unwrap();
     let chunks = (0..5).map(|i| Ok(Bytes::from(vec![i as u8; 1000])));
     store
-        .put(&key, Body::from_stream(futures::stream::iter(chunks)), PutOptions::default())
+        .put(
+            &key,
+            Body::from_stream(futures::stream::iter(chunks)),
+            PutOptions::default(),
+        )
         .await
         .unwrap();
     // The memory store yields what it was given, chunk by chunk.
@@ -139,8 +160,14 @@ async fn a_panic_in_the_middle_of_a_stream_ends_it_with_an_error() {
     assert_eq!(body.next().await.unwrap().unwrap().len(), 1000);
     assert_eq!(body.next().await.unwrap().unwrap().len(), 1000);
     let err = body.next().await.unwrap().unwrap_err();
-    assert!(err.to_string().contains("asked to panic after 2 chunks"), "{err}");
-    assert!(body.next().await.is_none(), "the stream went on after a panic");
+    assert!(
+        err.to_string().contains("asked to panic after 2 chunks"),
+        "{err}"
+    );
+    assert!(
+        body.next().await.is_none(),
+        "the stream went on after a panic"
+    );
     // The provider is still usable.
     assert!(store.exists(&key).await.unwrap());
 }
@@ -151,8 +178,17 @@ async fn the_plugins_timers_run_on_its_own_runtime() {
     // host's is another copy of tokio that the plugin cannot see.
     let store = faulty(json!({ "sleep_ms": 20 })).await.unwrap();
     let key = Key::new("t").unwrap();
-    store.put(&key, "tick".into(), PutOptions::default()).await.unwrap();
-    let got = store.get(&key, GetOptions::default()).await.unwrap().bytes().await.unwrap();
+    store
+        .put(&key, "tick".into(), PutOptions::default())
+        .await
+        .unwrap();
+    let got = store
+        .get(&key, GetOptions::default())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(&got[..], b"tick");
 }
 
@@ -167,15 +203,25 @@ async fn a_plugins_errors_keep_their_kind_and_name_the_host_provider() {
 
 #[tokio::test]
 async fn unknown_settings_and_types_are_named() {
-    let err = faulty(json!({ "panic_in_craete": true })).await.unwrap_err();
+    let err = faulty(json!({ "panic_in_craete": true }))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     assert!(err.to_string().contains("panic_in_craete"), "{err}");
 
     let path = plugin("storage-test-plugin-faulty");
-    let err = open_plugin(&path, Some("nope"), "x", &json!({})).await.unwrap_err();
-    assert!(err.to_string().contains("it offers: faulty, memory"), "{err}");
+    let err = open_plugin(&path, Some("nope"), "x", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("it offers: faulty, memory"),
+        "{err}"
+    );
     let err = open_plugin(&path, None, "x", &json!({})).await.unwrap_err();
-    assert!(err.to_string().contains("choose one with provider"), "{err}");
+    assert!(
+        err.to_string().contains("choose one with provider"),
+        "{err}"
+    );
 }
 
 /// Collects the host's log events.
@@ -184,7 +230,10 @@ struct Captured(Arc<Mutex<Vec<String>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().push(String::from_utf8_lossy(buf).into_owned());
+        self.0
+            .lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(buf).into_owned());
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -228,8 +277,20 @@ async fn a_configuration_file_selects_a_plugin_by_path() {
     let registry = Registry::with_factories(&[&FACTORY]);
     let store = registry.build(&config, "scratch").await.unwrap();
     let key = Key::new("k").unwrap();
-    store.put(&key, "v".into(), PutOptions::default()).await.unwrap();
-    assert_eq!(&store.get(&key, GetOptions::default()).await.unwrap().bytes().await.unwrap()[..], b"v");
+    store
+        .put(&key, "v".into(), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        &store
+            .get(&key, GetOptions::default())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()[..],
+        b"v"
+    );
 }
 
 #[test]
@@ -239,17 +300,26 @@ fn a_broken_plugin_in_a_configuration_file_is_reported_at_its_table() {
         plugin("broken-bad-magic").display().to_string()
     );
     let config = Config::parse("app.toml", &toml).unwrap();
-    let err = Registry::with_factories(&[&FACTORY]).check(&config).unwrap_err().to_string();
+    let err = Registry::with_factories(&[&FACTORY])
+        .check(&config)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("app.toml:3:"), "{err}");
     assert!(err.contains("magic"), "{err}");
 
     let missing = "[providers.media]\ntype = \"plugin\"\npath = \"nowhere/libx.so\"\n";
     let config = Config::parse("app.toml", missing).unwrap();
-    let err = Registry::with_factories(&[&FACTORY]).check(&config).unwrap_err().to_string();
+    let err = Registry::with_factories(&[&FACTORY])
+        .check(&config)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("nowhere/libx.so: no such file"), "{err}");
 
     let no_path = "[providers.media]\ntype = \"plugin\"\n";
     let config = Config::parse("app.toml", no_path).unwrap();
-    let err = Registry::with_factories(&[&FACTORY]).check(&config).unwrap_err().to_string();
+    let err = Registry::with_factories(&[&FACTORY])
+        .check(&config)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("path"), "{err}");
 }

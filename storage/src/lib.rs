@@ -10,10 +10,10 @@ pub use storage_core::*;
 pub use storage_gcs as gcs;
 #[cfg(feature = "local")]
 pub use storage_local as local;
-#[cfg(feature = "s3")]
-pub use storage_s3 as s3;
 #[cfg(feature = "plugins")]
 pub use storage_plugin_api as plugins;
+#[cfg(feature = "s3")]
+pub use storage_s3 as s3;
 #[cfg(feature = "supabase")]
 pub use storage_supabase as supabase;
 

@@ -37,9 +37,14 @@ fn a_type_this_build_lacks_names_the_feature_that_adds_it() {
     let built = built_types();
     // A first-party type this build lacks names its feature; with every
     // feature on, an unknown type says that no feature adds it.
-    let lacking = [("s3", "s3"), ("gcs", "gcs"), ("supabase", "supabase"), ("plugin", "plugins")]
-        .into_iter()
-        .find(|(type_name, _)| !built.contains(type_name));
+    let lacking = [
+        ("s3", "s3"),
+        ("gcs", "gcs"),
+        ("supabase", "supabase"),
+        ("plugin", "plugins"),
+    ]
+    .into_iter()
+    .find(|(type_name, _)| !built.contains(type_name));
     let (type_name, hint) = match lacking {
         Some((type_name, feature)) => (
             type_name,

@@ -7,6 +7,9 @@
 //!   `plugins.rs`) and print the variable that points the tests at them.
 //! - `servers`: start the test servers and print their variables, for
 //!   running one backend's suite by hand; Ctrl-C stops them.
+//! - `example [plugin|in-house|features|quickstart|all]`: the runnable
+//!   examples, as their documented commands run them (`test` runs them
+//!   all after the suite).
 //! - `ci`: what CI runs: formatting, clippy with warnings as errors, docs
 //!   with warnings as errors, then `test`.
 //! - `bench [local|s3|gcs|supabase|all] [ARGS]`: benchmarks in a release
@@ -29,12 +32,13 @@ fn main() -> ExitCode {
         Some("servers") => run_servers(),
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("example") => example(args.get(1).map(String::as_str).unwrap_or("all")),
         Some("plugins") => plugins::build_for_tests().map(|dir| {
             println!("export STORAGE_TEST_PLUGIN_DIR={}", dir.display());
         }),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test | ci | servers | plugins | bench [local|s3|gcs|supabase|plugin|all] [ARGS]>"
+                "usage: cargo xtask <test | ci | servers | plugins | example [plugin|in-house|features|quickstart|all] | bench [local|s3|gcs|supabase|plugin|all] [ARGS]>"
             );
             return ExitCode::from(2);
         }
@@ -82,7 +86,58 @@ fn test() -> Result<(), String> {
         ],
         &env,
     )?;
-    cargo(&["test", "--workspace", "--all-features", "--doc"], &env)
+    cargo(&["test", "--workspace", "--all-features", "--doc"], &env)?;
+    example("all")
+}
+
+/// Runs the runnable examples, each as its documented command does.
+fn example(which: &str) -> Result<(), String> {
+    let run = |args: &[&str]| {
+        let mut command = vec!["run", "--quiet"];
+        command.extend_from_slice(args);
+        cargo(&command, &[])
+    };
+    let known = ["plugin", "in-house", "features", "quickstart", "all"];
+    if !known.contains(&which) {
+        return Err(format!(
+            "no example {which:?}; there are: {}",
+            known.join(", ")
+        ));
+    }
+    if matches!(which, "plugin" | "all") {
+        // The host was compiled without the plugin: build the library the
+        // configuration names, then run the host.
+        cargo(
+            &["build", "--quiet", "--package", "storage-plugin-encrypted"],
+            &[],
+        )?;
+        run(&["--package", "storage-examples", "--bin", "plugin_demo"])?;
+    }
+    if matches!(which, "in-house" | "all") {
+        run(&["--package", "storage-examples", "--bin", "in_house_demo"])?;
+    }
+    if matches!(which, "features" | "all") {
+        // Local only, then with plugins on and the plugin's configuration.
+        run(&["--package", "storage-app-features"])?;
+        if which == "features" {
+            cargo(
+                &["build", "--quiet", "--package", "storage-plugin-encrypted"],
+                &[],
+            )?;
+        }
+        run(&[
+            "--package",
+            "storage-app-features",
+            "--features",
+            "plugins",
+            "--",
+            "examples/plugin_demo.toml",
+        ])?;
+    }
+    if matches!(which, "quickstart" | "all") {
+        run(&["--package", "storage-examples", "--bin", "quickstart"])?;
+    }
+    Ok(())
 }
 
 fn run_servers() -> Result<(), String> {

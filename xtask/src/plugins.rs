@@ -52,7 +52,8 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
 pub(crate) fn build_for_tests() -> Result<PathBuf, String> {
     let debug = target_dir().join("debug");
     let out = target_dir().join("test-plugins");
-    std::fs::create_dir_all(&out).map_err(|err| format!("cannot create {}: {err}", out.display()))?;
+    std::fs::create_dir_all(&out)
+        .map_err(|err| format!("cannot create {}: {err}", out.display()))?;
     let faulty = library_name("storage-test-plugin-faulty");
 
     // The panic=abort build first: it writes the same file as the normal
@@ -72,7 +73,10 @@ pub(crate) fn build_for_tests() -> Result<PathBuf, String> {
         ],
         &[],
     )?;
-    copy(&debug.join(&faulty), &out.join(library_name("faulty-panic-abort")))?;
+    copy(
+        &debug.join(&faulty),
+        &out.join(library_name("faulty-panic-abort")),
+    )?;
 
     cargo(
         &[
@@ -91,18 +95,38 @@ pub(crate) fn build_for_tests() -> Result<PathBuf, String> {
 
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
     let source = workspace_root().join("storage-plugin-api/test-plugins/broken/broken.rs");
-    for cfg in ["bad_magic", "bad_version", "bad_size", "abi_v2", "not_a_plugin"] {
+    for cfg in [
+        "bad_magic",
+        "bad_version",
+        "bad_size",
+        "abi_v2",
+        "not_a_plugin",
+    ] {
         let status = Command::new(&rustc)
-            .args(["--edition", "2024", "--crate-type", "cdylib", "--cfg", cfg, "-o"])
+            .args([
+                "--edition",
+                "2024",
+                "--crate-type",
+                "cdylib",
+                "--cfg",
+                cfg,
+                "-o",
+            ])
             .arg(out.join(library_name(&format!("broken-{cfg}"))))
             .arg(&source)
             .status()
             .map_err(|err| format!("cannot run {rustc}: {err}"))?;
         if !status.success() {
-            return Err(format!("rustc --cfg {cfg} {} failed ({status})", source.display()));
+            return Err(format!(
+                "rustc --cfg {cfg} {} failed ({status})",
+                source.display()
+            ));
         }
     }
-    std::fs::write(out.join(library_name("not-a-library")), "this is text, not a library\n")
-        .map_err(|err| format!("cannot write into {}: {err}", out.display()))?;
+    std::fs::write(
+        out.join(library_name("not-a-library")),
+        "this is text, not a library\n",
+    )
+    .map_err(|err| format!("cannot write into {}: {err}", out.display()))?;
     Ok(out)
 }

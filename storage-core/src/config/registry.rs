@@ -146,9 +146,13 @@ impl<'a> ProviderConfig<'a> {
                 .map(|(_, value)| value.span().start),
             _ => None,
         };
-        ConfigError::at(self.source, offset.or(Some(self.value.span().start)), message)
-            .with_provider(self.name)
-            .masked(self.secrets)
+        ConfigError::at(
+            self.source,
+            offset.or(Some(self.value.span().start)),
+            message,
+        )
+        .with_provider(self.name)
+        .masked(self.secrets)
     }
 
     /// An error about this provider's table, for checks serde cannot make.

@@ -23,6 +23,10 @@ pub(crate) fn plugin(name: &str) -> PathBuf {
         std::env::consts::DLL_SUFFIX
     );
     let path = plugin_dir().join(file);
-    assert!(path.exists(), "{} is missing: run `cargo xtask plugins`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask plugins`",
+        path.display()
+    );
     path
 }

@@ -42,7 +42,11 @@ impl EncryptedStorage {
     /// Metadata in plaintext terms.
     fn plain_meta(&self, mut meta: ObjectMeta) -> Result<ObjectMeta> {
         meta.size = plain_size(meta.size).map_err(|err| {
-            err.context(storage_core::Operation::Head, &self.name, Some(meta.key.as_str()))
+            err.context(
+                storage_core::Operation::Head,
+                &self.name,
+                Some(meta.key.as_str()),
+            )
         })?;
         // The inner checksum covers the ciphertext.
         meta.checksum = None;
@@ -77,9 +81,13 @@ impl Storage for EncryptedStorage {
     }
 
     async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
-        let fail = |err: storage_core::Error| err.context(storage_core::Operation::Get, &self.name, Some(key.as_str()));
+        let fail = |err: storage_core::Error| {
+            err.context(storage_core::Operation::Get, &self.name, Some(key.as_str()))
+        };
         let stored = self.inner.head(key).await?;
-        options.check_conditions(stored.etag.as_deref()).map_err(fail)?;
+        options
+            .check_conditions(stored.etag.as_deref())
+            .map_err(fail)?;
         let stored_len = stored.size;
         let meta = self.plain_meta(stored)?;
         let plain = meta.size;
@@ -108,7 +116,12 @@ impl Storage for EncryptedStorage {
         let (header, from) = if first_segment == 0 {
             (None, 0)
         } else {
-            let header = self.inner.get(key, pinned(0..HEADER)).await?.bytes().await?;
+            let header = self
+                .inner
+                .get(key, pinned(0..HEADER))
+                .await?
+                .bytes()
+                .await?;
             (Some(header), wanted.start)
         };
         debug_assert!(wanted.end <= stored_len);
@@ -147,7 +160,11 @@ impl Storage for EncryptedStorage {
             .map(move |entry| match entry? {
                 ListEntry::Object(mut meta) => {
                     meta.size = plain_size(meta.size).map_err(|err| {
-                        err.context(storage_core::Operation::List, &name, Some(meta.key.as_str()))
+                        err.context(
+                            storage_core::Operation::List,
+                            &name,
+                            Some(meta.key.as_str()),
+                        )
                     })?;
                     meta.checksum = None;
                     Ok(ListEntry::Object(meta))

@@ -63,9 +63,9 @@ impl MasterKey {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .map_err(|_| invalid_key("it is not valid base64"))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|bytes: Vec<u8>| invalid_key(&format!("it decodes to {} bytes, not 32", bytes.len())))?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|bytes: Vec<u8>| {
+            invalid_key(&format!("it decodes to {} bytes, not 32", bytes.len()))
+        })?;
         Ok(Self(bytes))
     }
 
@@ -213,9 +213,11 @@ pub(crate) fn encrypt(
             }
         }
     });
-    Ok(futures::stream::once(async move { Ok(Bytes::from(header)) })
-        .chain(segments)
-        .boxed())
+    Ok(
+        futures::stream::once(async move { Ok(Bytes::from(header)) })
+            .chain(segments)
+            .boxed(),
+    )
 }
 
 /// What to decrypt: stored bytes that start at the header (`header` is
@@ -340,11 +342,23 @@ mod tests {
 
     #[test]
     fn sizes_invert() {
-        for plain in [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 3 * SEGMENT, 5 << 20] {
+        for plain in [
+            0,
+            1,
+            SEGMENT - 1,
+            SEGMENT,
+            SEGMENT + 1,
+            3 * SEGMENT,
+            5 << 20,
+        ] {
             assert_eq!(plain_size(stored_size(plain)).unwrap(), plain, "{plain}");
         }
         for stored in [0, 1, HEADER, HEADER + TAG - 1, HEADER + SEALED + 5] {
-            assert_eq!(plain_size(stored).unwrap_err().kind(), ErrorKind::Corruption, "{stored}");
+            assert_eq!(
+                plain_size(stored).unwrap_err().kind(),
+                ErrorKind::Corruption,
+                "{stored}"
+            );
         }
     }
 
