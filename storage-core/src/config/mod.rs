@@ -113,12 +113,21 @@ fn process_env(name: &str) -> Option<String> {
 impl Config {
     /// Reads and checks the file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        Self::load_with(path, &process_env)
+    }
+
+    /// As [`load`](Self::load), with variables from `lookup` instead of the
+    /// process environment (see [`parse_with`](Self::parse_with)).
+    pub fn load_with(
+        path: impl AsRef<Path>,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError::in_file(&name, format!("cannot read the file: {err}")))?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty());
-        Self::parse_source(Source::new(name, text, base), &process_env)
+        Self::parse_source(Source::new(name, text, base), lookup)
     }
 
     /// Checks configuration `text`, reported as `name`, with variables from
