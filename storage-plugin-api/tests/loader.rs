@@ -323,3 +323,33 @@ fn a_broken_plugin_in_a_configuration_file_is_reported_at_its_table() {
         .to_string();
     assert!(err.contains("path"), "{err}");
 }
+
+#[tokio::test]
+async fn chunks_cross_the_boundary_without_being_copied() {
+    // The plugin's memory store keeps the chunk it was given and serves
+    // slices of it: if neither direction copies, the host reads back the
+    // very allocation it wrote.
+    let store = open_plugin(
+        &plugin("storage-test-plugin-faulty"),
+        Some("memory"),
+        "m",
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    let chunk = Bytes::from(vec![5u8; 1 << 20]);
+    let address = chunk.as_ptr();
+    let key = Key::new("one-mib").unwrap();
+    store
+        .put(&key, Body::Bytes(chunk), PutOptions::default())
+        .await
+        .unwrap();
+    let mut body = store.get(&key, GetOptions::default()).await.unwrap().body;
+    let first = body.next().await.unwrap().unwrap();
+    assert_eq!(first.len(), 1 << 20);
+    assert_eq!(
+        first.as_ptr(),
+        address,
+        "a chunk was copied at the boundary"
+    );
+}

@@ -18,7 +18,9 @@
 //!   backend next to object_store on s3s-fs, the GCS backend on
 //!   fake-gcs-server (reads next to object_store's), each with a 2 GiB
 //!   memory check, and the Supabase backend on the repository's test
-//!   server (which it starts itself) with a 1 GiB memory check.
+//!   server (which it starts itself) with a 1 GiB memory check, and the
+//!   plugin boundary (`plugin`: the same providers linked statically and
+//!   loaded from their cdylib).
 
 mod plugins;
 mod servers;
@@ -174,7 +176,9 @@ fn ci() -> Result<(), String> {
 
 fn bench(args: &[String]) -> Result<(), String> {
     let (which, rest) = match args.first().map(String::as_str) {
-        Some(which @ ("local" | "s3" | "gcs" | "supabase" | "all")) => (which, &args[1..]),
+        Some(which @ ("local" | "s3" | "gcs" | "supabase" | "plugin" | "all")) => {
+            (which, &args[1..])
+        }
         _ => ("all", args),
     };
     if matches!(which, "local" | "all") {
@@ -190,6 +194,37 @@ fn bench(args: &[String]) -> Result<(), String> {
         ];
         command.extend(rest.iter().map(String::as_str));
         cargo(&command, &[])?;
+    }
+    if matches!(which, "plugin" | "all") {
+        // The plugins in release, as the bench binary is.
+        cargo(
+            &[
+                "build",
+                "--release",
+                "--quiet",
+                "--package",
+                "storage-plugin-encrypted",
+                "--package",
+                "storage-test-plugin-faulty",
+            ],
+            &[],
+        )?;
+        let dir = plugins::target_dir().join("release").display().to_string();
+        cargo(
+            &[
+                "run",
+                "--release",
+                "--quiet",
+                "--package",
+                "storage-examples",
+                "--bin",
+                "plugin_bench",
+                "--",
+                "--plugins",
+                &dir,
+            ],
+            &[],
+        )?;
     }
     if matches!(which, "supabase" | "all") {
         // Its server is the repository's own, started by the bench.
@@ -207,7 +242,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         memory.extend(["--", "--memory", "1"]);
         cargo(&memory, &[])?;
     }
-    if matches!(which, "local" | "supabase") {
+    if matches!(which, "local" | "supabase" | "plugin") {
         return Ok(());
     }
     let servers = servers::start()?;

@@ -43,16 +43,25 @@ async fn the_folder_holds_ciphertext_only_and_each_write_differs() {
     let vault = store(dir.path(), KEY);
     let secret = Bytes::from("attack at dawn; ".repeat(10_000));
     let key = Key::new("plans.txt").unwrap();
-    vault.put(&key, secret.clone().into(), PutOptions::default()).await.unwrap();
+    vault
+        .put(&key, secret.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
     let first: Vec<u8> = files(dir.path())
         .iter()
         .filter(|p| p.to_string_lossy().contains("plans.txt"))
         .map(|p| std::fs::read(p).unwrap())
         .next()
         .unwrap();
-    assert!(!first.windows(16).any(|w| w == b"attack at dawn; "), "plaintext on disk");
+    assert!(
+        !first.windows(16).any(|w| w == b"attack at dawn; "),
+        "plaintext on disk"
+    );
     // The same plaintext again: a new salt, so other ciphertext.
-    vault.put(&key, secret.clone().into(), PutOptions::default()).await.unwrap();
+    vault
+        .put(&key, secret.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
     let second = files(dir.path())
         .iter()
         .filter(|p| p.to_string_lossy().contains("plans.txt"))
@@ -61,15 +70,23 @@ async fn the_folder_holds_ciphertext_only_and_each_write_differs() {
         .unwrap();
     assert_eq!(first.len(), second.len());
     assert_ne!(first, second);
-    assert_eq!(read(&vault, &key, GetOptions::default()).await.unwrap(), secret);
+    assert_eq!(
+        read(&vault, &key, GetOptions::default()).await.unwrap(),
+        secret
+    );
 }
 
 #[tokio::test]
 async fn the_wrong_key_reads_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let key = Key::new("a").unwrap();
-    store(dir.path(), KEY).put(&key, "secret".into(), PutOptions::default()).await.unwrap();
-    let err = read(&store(dir.path(), OTHER_KEY), &key, GetOptions::default()).await.unwrap_err();
+    store(dir.path(), KEY)
+        .put(&key, "secret".into(), PutOptions::default())
+        .await
+        .unwrap();
+    let err = read(&store(dir.path(), OTHER_KEY), &key, GetOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
 }
 
@@ -78,8 +95,14 @@ async fn an_altered_truncated_or_extended_object_is_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let vault = store(dir.path(), KEY);
     let key = Key::new("doc").unwrap();
-    vault.put(&key, pattern(1, 200_000).into(), PutOptions::default()).await.unwrap();
-    let path = files(dir.path()).into_iter().find(|p| p.to_string_lossy().contains("doc")).unwrap();
+    vault
+        .put(&key, pattern(1, 200_000).into(), PutOptions::default())
+        .await
+        .unwrap();
+    let path = files(dir.path())
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("doc"))
+        .unwrap();
     let original = std::fs::read(&path).unwrap();
 
     let mut flipped = original.clone();
@@ -89,7 +112,13 @@ async fn an_altered_truncated_or_extended_object_is_corruption() {
     assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
     // A range in an untouched segment still reads; the altered one fails.
     assert_eq!(
-        read(&vault, &key, GetOptions::default().with_range(ByteRange::bounded(0..1000))).await.unwrap(),
+        read(
+            &vault,
+            &key,
+            GetOptions::default().with_range(ByteRange::bounded(0..1000))
+        )
+        .await
+        .unwrap(),
         pattern(1, 200_000).slice(0..1000)
     );
 
@@ -116,22 +145,48 @@ async fn every_range_reads_back_exactly() {
         let data = pattern(size, size as usize);
         let key = Key::new(format!("obj-{size}")).unwrap();
         // Streamed in odd pieces, unknown length.
-        vault.put(&key, chunked(data.clone(), 7_777), PutOptions::default()).await.unwrap();
+        vault
+            .put(&key, chunked(data.clone(), 7_777), PutOptions::default())
+            .await
+            .unwrap();
         assert_eq!(vault.head(&key).await.unwrap().size, size);
-        let mut cuts = vec![0, 1, segment - 1, segment, segment + 1, 2 * segment, size - 1, size];
+        let mut cuts = vec![
+            0,
+            1,
+            segment - 1,
+            segment,
+            segment + 1,
+            2 * segment,
+            size - 1,
+            size,
+        ];
         cuts.retain(|c| *c <= size);
         for &start in &cuts {
             for &end in &cuts {
                 if start >= end {
                     continue;
                 }
-                let got = read(&vault, &key, GetOptions::default().with_range(ByteRange::bounded(start..end)))
-                    .await
-                    .unwrap();
-                assert_eq!(got, data.slice(start as usize..end as usize), "{size}: {start}..{end}");
+                let got = read(
+                    &vault,
+                    &key,
+                    GetOptions::default().with_range(ByteRange::bounded(start..end)),
+                )
+                .await
+                .unwrap();
+                assert_eq!(
+                    got,
+                    data.slice(start as usize..end as usize),
+                    "{size}: {start}..{end}"
+                );
             }
         }
-        let tail = read(&vault, &key, GetOptions::default().with_range(ByteRange::Suffix(10))).await.unwrap();
+        let tail = read(
+            &vault,
+            &key,
+            GetOptions::default().with_range(ByteRange::Suffix(10)),
+        )
+        .await
+        .unwrap();
         assert_eq!(tail, data.slice(size.saturating_sub(10) as usize..));
     }
 }
@@ -152,7 +207,9 @@ async fn the_configuration_file_selects_the_loaded_plugin() {
     let registry = storage_core::config::Registry::with_factories(&[&storage_plugin_api::FACTORY]);
 
     // The key comes from the environment; without it, a clear refusal.
-    let err = storage_core::config::Config::load_with(&file, &|_| None).unwrap_err().to_string();
+    let err = storage_core::config::Config::load_with(&file, &|_| None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("TEST_VAULT_KEY"), "{err}");
     let config = storage_core::config::Config::load_with(&file, &|name| {
         (name == "TEST_VAULT_KEY").then(|| KEY.to_owned())
@@ -160,10 +217,18 @@ async fn the_configuration_file_selects_the_loaded_plugin() {
     .unwrap();
     let vault = registry.build(&config, "vault").await.unwrap();
     let key = Key::new("k").unwrap();
-    vault.put(&key, "through the plugin".into(), PutOptions::default()).await.unwrap();
+    vault
+        .put(&key, "through the plugin".into(), PutOptions::default())
+        .await
+        .unwrap();
     // Relative `root` is relative to the configuration file.
     assert!(dir.path().join("data").is_dir());
-    assert_eq!(&read(vault.as_ref(), &key, GetOptions::default()).await.unwrap()[..], b"through the plugin");
+    assert_eq!(
+        &read(vault.as_ref(), &key, GetOptions::default())
+            .await
+            .unwrap()[..],
+        b"through the plugin"
+    );
     assert!(!format!("{vault:?}").contains(KEY));
 
     // A wrong key value is refused without echoing it.
