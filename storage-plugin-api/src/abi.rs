@@ -419,6 +419,8 @@ pub struct FfiGetResult {
 }
 
 /// One listing entry. Owned.
+// A C layout cannot box the larger variant; entries are moved one at a time.
+#[allow(clippy::large_enum_variant)]
 #[repr(C, u8)]
 #[derive(Debug)]
 pub enum FfiListEntry {

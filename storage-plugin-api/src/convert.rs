@@ -350,11 +350,13 @@ pub fn put_options<'a>(options: &'a PutOptions, strings: &'a OptionStrings) -> F
 /// `options` and what it borrows must be valid for the current call.
 pub unsafe fn read_put_options(options: &FfiPutOptions<'_>) -> storage_core::Result<PutOptions> {
     let mut read = PutOptions::default();
-    // SAFETY (all three blocks): the caller promises the borrows are valid.
+    // SAFETY: the caller promises the borrows are valid.
     read.content_type = unsafe { read_opt_str(&options.content_type, "a content type") }?;
+    // SAFETY: as above.
     read.cache_control = unsafe { read_opt_str(&options.cache_control, "a cache control") }?;
-    read.user_metadata =
-        parse_metadata(unsafe { read_str(&options.user_metadata_json, "user metadata") }?)?;
+    // SAFETY: as above.
+    let metadata = unsafe { read_str(&options.user_metadata_json, "user metadata") }?;
+    read.user_metadata = parse_metadata(metadata)?;
     read.mode = match options.mode {
         WRITE_OVERWRITE => WriteMode::Overwrite,
         WRITE_CREATE_NEW => WriteMode::CreateNew,
@@ -539,7 +541,10 @@ pub fn import_presigned(request: FfiPresignedRequest) -> storage_core::Result<Pr
 
 // ---------------------------------------------------------------- capabilities
 
-const CAPABILITY_BITS: [(u64, fn(&mut Capabilities) -> &mut bool); 13] = [
+/// A capability's field.
+type CapabilityField = fn(&mut Capabilities) -> &mut bool;
+
+const CAPABILITY_BITS: [(u64, CapabilityField); 13] = [
     (bits::CREATE_NEW, |c| &mut c.create_new),
     (bits::UPDATE_IF_MATCH, |c| &mut c.update_if_match),
     (bits::GET_IF_MATCH, |c| &mut c.get_if_match),
@@ -660,6 +665,7 @@ mod tests {
             .with_metadata("k", "v")
             .if_match("\"x\"");
         let strings = put_option_strings(&put);
+        // SAFETY: the options borrow locals that outlive the call.
         let read = unsafe { read_put_options(&put_options(&put, &strings)) }.unwrap();
         assert_eq!(read, put);
 
@@ -672,6 +678,7 @@ mod tests {
                 .with_range(range)
                 .with_if_none_match("e");
             assert_eq!(
+                // SAFETY: as above.
                 unsafe { read_get_options(&get_options(&get)) }.unwrap(),
                 get
             );
@@ -680,6 +687,7 @@ mod tests {
             .with_delimiter()
             .with_start_after(Key::new("m").unwrap());
         assert_eq!(
+            // SAFETY: as above.
             unsafe { read_list_options(&list_options(&list)) }.unwrap(),
             list
         );

@@ -166,9 +166,11 @@ pub unsafe fn create(
         if let Some(host) = unsafe { host.as_ref() } {
             install_host_log(host);
         }
-        // SAFETY (three reads): the host promises the strings are valid.
+        // SAFETY: the host promises the strings are valid for this call.
         let provider_type = unsafe { read_str(&provider_type, "the provider type") }?;
+        // SAFETY: as above.
         let name = unsafe { read_str(&provider_name, "the provider name") }?.to_owned();
+        // SAFETY: as above.
         let json = unsafe { read_str(&config_json, "the settings") }?;
         let open = openers
             .iter()
@@ -332,11 +334,12 @@ unsafe extern "C" fn put(
     let body = import_body(body);
     provider.call(
         "put",
-        // SAFETY: the borrows are valid during this call.
         || {
-            Ok((unsafe { read_key(&key) }?, unsafe {
-                read_put_options(options)
-            }?))
+            // SAFETY: the borrows are valid during this call.
+            let key = unsafe { read_key(&key) }?;
+            // SAFETY: as above.
+            let options = unsafe { read_put_options(options) }?;
+            Ok((key, options))
         },
         |storage, (key, options)| async move {
             storage
@@ -370,11 +373,12 @@ unsafe extern "C" fn get(
     let scope = provider.scope.clone();
     provider.call(
         "get",
-        // SAFETY: the borrows are valid during this call.
         || {
-            Ok((unsafe { read_key(&key) }?, unsafe {
-                read_get_options(options)
-            }?))
+            // SAFETY: the borrows are valid during this call.
+            let key = unsafe { read_key(&key) }?;
+            // SAFETY: as above.
+            let options = unsafe { read_get_options(options) }?;
+            Ok((key, options))
         },
         |storage, (key, options)| async move {
             let result = storage.get(&key, options).await?;

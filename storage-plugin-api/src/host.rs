@@ -205,7 +205,7 @@ impl Plugin {
         let needed = size_of::<PluginDeclaration>();
         if (size as usize) < needed
             || size > MAX_DECLARATION_SIZE
-            || size as usize % align_of::<PluginDeclaration>() != 0
+            || !(size as usize).is_multiple_of(align_of::<PluginDeclaration>())
         {
             return Err(LoadError::new(
                 path,

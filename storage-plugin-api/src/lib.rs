@@ -71,7 +71,15 @@
 //!
 //! With the facade's `plugins` feature, `type = "plugin"` works in any
 //! configuration ([`FACTORY`]). From code, [`open_plugin`] or
-//! [`Plugin::load`] then [`Plugin::open`].
+//! [`Plugin::load`] then [`Plugin::open`]. Whatever is wrong with a
+//! library comes back as an error naming its path and the reason:
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! let err = storage_plugin_api::Plugin::load(Path::new("plugins/libmissing.so")).unwrap_err();
+//! assert_eq!(err.to_string(), "plugin plugins/libmissing.so: no such file");
+//! ```
 
 pub mod abi;
 pub mod buffer;

@@ -138,10 +138,10 @@ async fn compare(
 fn plugin_dir() -> PathBuf {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--plugins" {
-            if let Some(dir) = args.next() {
-                return PathBuf::from(dir);
-            }
+        if arg == "--plugins"
+            && let Some(dir) = args.next()
+        {
+            return PathBuf::from(dir);
         }
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release")
