@@ -18,7 +18,10 @@ fn store(server: &str, endpoint: &str, access_key: &str, secret: &str) -> S3Stor
         .with_endpoint(endpoint, true)
         .with_region("us-east-1")
         .with_credentials(access_key, secret);
-    config.max_retries = 1;
+    // moto now and then answers 500 to concurrent writes of one key (its
+    // in-memory backend races there); a transient 5xx is what retries are
+    // for, and three keep the concurrency cases from failing on it.
+    config.max_retries = 3;
     S3Storage::new(config).unwrap()
 }
 
