@@ -70,7 +70,10 @@ async fn the_folder_holds_ciphertext_only_and_each_write_differs() {
         .unwrap();
     // (The local backend's file also holds its own metadata, whose length
     // varies, so only the contents are compared.)
-    assert!(!second.windows(16).any(|w| w == b"attack at dawn; "), "plaintext on disk");
+    assert!(
+        !second.windows(16).any(|w| w == b"attack at dawn; "),
+        "plaintext on disk"
+    );
     assert_ne!(first, second);
     assert_eq!(
         read(&vault, &key, GetOptions::default()).await.unwrap(),
