@@ -67,14 +67,15 @@ impl<'a> FfiStr<'a> {
     }
 
     /// The bytes, which the other side promised are UTF-8 but which are
-    /// checked before use ([`as_str`](Self::as_str)).
+    /// checked before use ([`as_str`](Self::as_str)). A null pointer reads
+    /// as no bytes.
     ///
     /// # Safety
     ///
     /// `ptr` and `len` must describe readable memory for `'a` (what the
     /// other side of the boundary promises).
     pub unsafe fn as_bytes(&self) -> &'a [u8] {
-        if self.len == 0 {
+        if self.len == 0 || self.ptr.is_null() {
             return &[];
         }
         // SAFETY: the caller promises ptr..ptr+len is readable for 'a.
@@ -87,6 +88,9 @@ impl<'a> FfiStr<'a> {
     ///
     /// As [`as_bytes`](Self::as_bytes).
     pub unsafe fn as_str(&self) -> Option<&'a str> {
+        if self.ptr.is_null() && self.len != 0 {
+            return None;
+        }
         // SAFETY: forwarded to the caller.
         std::str::from_utf8(unsafe { self.as_bytes() }).ok()
     }
@@ -622,8 +626,9 @@ pub struct PluginDeclaration {
     /// `panic = "abort"` would take the host down with any panic, so the
     /// host refuses it.
     pub panic_unwind: bool,
-    /// Builds a provider.
-    pub create: CreateFn,
+    /// Builds a provider. Never null in a working plugin; a null one is
+    /// refused at load (it is an `Option` so that reading it is defined).
+    pub create: Option<CreateFn>,
 }
 
 // SAFETY: a declaration is a static of immutable data.

@@ -252,7 +252,9 @@ impl Plugin {
             // SAFETY: as above.
             .map(|t| unsafe { declared(path, *t, "provider type") })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let create = declaration.create;
+        let Some(create) = declaration.create else {
+            return Err(LoadError::new(path, format!("{name} declares no create function")));
+        };
         // Never unloaded: see the module documentation.
         std::mem::forget(library);
         tracing::debug!(path = %path.display(), plugin = %name, %version, types = ?provider_types, "plugin loaded");

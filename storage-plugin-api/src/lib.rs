@@ -137,7 +137,7 @@ macro_rules! export_plugin {
                 provider_types: TYPES.as_ptr(),
                 provider_types_len: TYPES.len(),
                 panic_unwind: cfg!(panic = "unwind"),
-                create: __storage_plugin_create,
+                create: ::core::option::Option::Some(__storage_plugin_create),
             };
             &DECLARATION
         }
