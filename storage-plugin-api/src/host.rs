@@ -253,7 +253,10 @@ impl Plugin {
             .map(|t| unsafe { declared(path, *t, "provider type") })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let Some(create) = declaration.create else {
-            return Err(LoadError::new(path, format!("{name} declares no create function")));
+            return Err(LoadError::new(
+                path,
+                format!("{name} declares no create function"),
+            ));
         };
         // Never unloaded: see the module documentation.
         std::mem::forget(library);
