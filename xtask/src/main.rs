@@ -20,7 +20,9 @@
 //!   memory check, and the Supabase backend on the repository's test
 //!   server (which it starts itself) with a 1 GiB memory check, and the
 //!   plugin boundary (`plugin`: the same providers linked statically and
-//!   loaded from their cdylib).
+//!   loaded from their cdylib). `local` and `s3` also run Apache OpenDAL
+//!   on the same workloads (`benches/opendal`, built outside the
+//!   workspace).
 
 mod plugins;
 mod servers;
@@ -174,6 +176,51 @@ fn ci() -> Result<(), String> {
     test()
 }
 
+/// Builds and runs the OpenDAL anchor (`benches/opendal`, a crate outside
+/// the workspace, so OpenDAL's dependencies stay out of the library's
+/// tree) with `args`.
+fn opendal_bench(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let root = plugins::workspace_root();
+    let manifest = root
+        .join("benches/opendal/Cargo.toml")
+        .display()
+        .to_string();
+    let target = plugins::target_dir().join("opendal-bench");
+    cargo(
+        &[
+            "build",
+            "--release",
+            "--quiet",
+            "--locked",
+            "--manifest-path",
+            &manifest,
+            "--target-dir",
+            &target.display().to_string(),
+        ],
+        &[],
+    )?;
+    let binary = target.join("release").join(format!(
+        "storage-bench-opendal{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    eprintln!("xtask: {} {}", binary.display(), args.join(" "));
+    let status = Command::new(&binary)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(&root)
+        .status()
+        .map_err(|err| format!("cannot run {}: {err}", binary.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {} failed ({status})",
+            binary.display(),
+            args.join(" ")
+        ))
+    }
+}
+
 fn bench(args: &[String]) -> Result<(), String> {
     let (which, rest) = match args.first().map(String::as_str) {
         Some(which @ ("local" | "s3" | "gcs" | "supabase" | "plugin" | "all")) => {
@@ -194,6 +241,9 @@ fn bench(args: &[String]) -> Result<(), String> {
         ];
         command.extend(rest.iter().map(String::as_str));
         cargo(&command, &[])?;
+        let mut anchor = vec!["local"];
+        anchor.extend(rest.iter().map(String::as_str));
+        opendal_bench(&anchor, &[])?;
     }
     if matches!(which, "plugin" | "all") {
         // The plugins in release, as the bench binary is.
@@ -267,6 +317,9 @@ fn bench(args: &[String]) -> Result<(), String> {
             bin,
         ];
         cargo(&run, &env)?;
+        if *bin == "s3_bench" {
+            opendal_bench(&["s3"], &env)?;
+        }
         // The memory check alone in its process, so its peak is its own.
         let mut memory = run.to_vec();
         memory.extend(["--", "--memory", "2"]);

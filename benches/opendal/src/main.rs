@@ -1,0 +1,334 @@
+//! Apache OpenDAL on the same workloads as `local_bench` and `s3_bench`,
+//! in its own process (so its peak memory is its own). Run it with
+//! `cargo xtask bench local` or `cargo xtask bench s3`.
+//!
+//! ```text
+//! storage-bench-opendal local [--size BYTES] [--small N] [--dir DIR]
+//! storage-bench-opendal s3     # server from STORAGE_TEST_S3S_* variables
+//! ```
+//!
+//! - `local`: OpenDAL's fs service. A `--size` object streamed in 4 MiB
+//!   writes (its writer fsyncs on close) and read back as a stream, next
+//!   to a raw write (4 MiB writes, then fsync) and a raw read (2 MiB reads)
+//!   of the same bytes in this process, best of four, as MiB/s and as a
+//!   ratio to raw; then `--small` 4 KiB objects written, read, stat'ed and
+//!   deleted one at a time and 16 at a time, as operations per second.
+//! - `s3`: OpenDAL's s3 service: 1,000 objects of 64 KiB, 16 at a time, put
+//!   then get; one 256 MiB streamed put (8 MiB chunks, 4 in flight) and a
+//!   whole-object streamed get; best of three.
+//!
+//! The raw helpers repeat `local_bench`'s on purpose: this crate stays
+//! outside the workspace so OpenDAL's dependencies stay out of it.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use opendal::{Buffer, Operator, services};
+
+const WRITE_CHUNK: usize = 4 << 20;
+const READ_CHUNK: usize = 2 << 20;
+const ROUNDS: usize = 4;
+const CONCURRENCY: usize = 16;
+
+type Failure = Box<dyn std::error::Error>;
+
+fn pattern(size: usize, seed: u8) -> Vec<u8> {
+    (0..size)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn mib_per_s(bytes: u64, time: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / time.as_secs_f64()
+}
+
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn raw_write(path: &Path, size: u64, chunk: &[u8]) -> std::io::Result<Duration> {
+    let start = Instant::now();
+    let mut file = std::fs::File::create(path)?;
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()?;
+    Ok(start.elapsed())
+}
+
+fn raw_read(path: &Path) -> std::io::Result<Duration> {
+    let start = Instant::now();
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0u8; READ_CHUNK];
+    while file.read(&mut buffer)? > 0 {}
+    Ok(start.elapsed())
+}
+
+fn best(times: &[Duration]) -> Duration {
+    times.iter().copied().min().unwrap_or_default()
+}
+
+fn arg(name: &str) -> Option<String> {
+    let mut args = std::env::args().skip(2);
+    while let Some(a) = args.next() {
+        if a == name {
+            return args.next();
+        }
+    }
+    None
+}
+
+fn parse_size(text: &str) -> Result<u64, Failure> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits.parse()?;
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}").into()),
+    };
+    Ok(n * scale)
+}
+
+async fn local() -> Result<(), Failure> {
+    let size = arg("--size")
+        .map(|s| parse_size(&s))
+        .transpose()?
+        .unwrap_or(1 << 30);
+    let small: usize = arg("--small")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(2000);
+    let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| "target/bench-data/opendal".into()));
+    std::fs::create_dir_all(&dir)?;
+    let root = dir.canonicalize()?;
+    let op = Operator::new(services::Fs::default().root(&root.display().to_string()))?;
+    let chunk = pattern(WRITE_CHUNK, 3);
+    let raw_path = root.join("raw.bin");
+
+    let (mut raw_put, mut raw_get, mut od_put, mut od_get) = (vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        let raw_first = round % 2 == 0;
+        for side in if raw_first { [0, 1] } else { [1, 0] } {
+            if side == 0 {
+                raw_put.push(raw_write(&raw_path, size, &chunk)?);
+                raw_get.push(raw_read(&raw_path)?);
+            } else {
+                let start = Instant::now();
+                let mut writer = op.writer("large.bin").await?;
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(WRITE_CHUNK as u64) as usize;
+                    writer.write(Buffer::from(chunk[..n].to_vec())).await?;
+                    left -= n as u64;
+                }
+                writer.close().await?;
+                od_put.push(start.elapsed());
+                let start = Instant::now();
+                let mut body = op.reader("large.bin").await?.into_bytes_stream(..).await?;
+                let mut total = 0u64;
+                while let Some(piece) = body.try_next().await? {
+                    total += piece.len() as u64;
+                }
+                od_get.push(start.elapsed());
+                if total != size {
+                    return Err(format!("read {total} bytes of {size}").into());
+                }
+            }
+        }
+    }
+    std::fs::remove_file(&raw_path)?;
+    op.delete("large.bin").await?;
+    let (rp, rg, op_, og) = (best(&raw_put), best(&raw_get), best(&od_put), best(&od_get));
+    println!(
+        "| OpenDAL fs, {} MiB, best of {ROUNDS} | raw | OpenDAL | OpenDAL / raw |",
+        size >> 20
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| streamed put (both fsync) | {:.0} MiB/s | {:.0} MiB/s | {:.2} |",
+        mib_per_s(size, rp),
+        mib_per_s(size, op_),
+        rp.as_secs_f64() / op_.as_secs_f64()
+    );
+    println!(
+        "| streamed get (warm cache) | {:.0} MiB/s | {:.0} MiB/s | {:.2} |",
+        mib_per_s(size, rg),
+        mib_per_s(size, og),
+        rg.as_secs_f64() / og.as_secs_f64()
+    );
+    println!(
+        "peak resident memory after the large object: {:.1} MiB\n",
+        peak_mib()
+    );
+
+    let value = pattern(4096, 5);
+    let names: Vec<String> = (0..small).map(|i| format!("small/{i:06}")).collect();
+    println!(
+        "| OpenDAL fs, {small} × 4 KiB (its writes fsync) | one at a time | {CONCURRENCY} at a time |"
+    );
+    println!("|---|---|---|");
+    let ops = |t: Duration| small as f64 / t.as_secs_f64();
+    let mut rows: Vec<(&str, [f64; 2])> = vec![
+        ("put", [0.0; 2]),
+        ("get", [0.0; 2]),
+        ("head", [0.0; 2]),
+        ("delete", [0.0; 2]),
+    ];
+    for (column, concurrency) in [1usize, CONCURRENCY].into_iter().enumerate() {
+        let run = |what: usize| {
+            let op = op.clone();
+            let value = value.clone();
+            let names = names.clone();
+            async move {
+                let start = Instant::now();
+                stream::iter(names)
+                    .map(|name| {
+                        let op = op.clone();
+                        let value = value.clone();
+                        async move {
+                            match what {
+                                0 => op.write(&name, value).await.map(drop),
+                                1 => op.read(&name).await.map(drop),
+                                2 => op.stat(&name).await.map(drop),
+                                _ => op.delete(&name).await,
+                            }
+                        }
+                    })
+                    .buffer_unordered(concurrency)
+                    .try_collect::<Vec<()>>()
+                    .await?;
+                Ok::<Duration, opendal::Error>(start.elapsed())
+            }
+        };
+        for (what, row) in rows.iter_mut().enumerate() {
+            row.1[column] = ops(run(what).await?);
+        }
+    }
+    for (name, [one, many]) in rows {
+        println!("| {name} | {one:.0} ops/s | {many:.0} ops/s |");
+    }
+    Ok(())
+}
+
+async fn s3() -> Result<(), Failure> {
+    let var = |name: &str| {
+        std::env::var(name).map_err(|_| format!("{name} is not set: run `cargo xtask bench s3`"))
+    };
+    let op = Operator::new(
+        services::S3::default()
+            .endpoint(&var("STORAGE_TEST_S3S_ENDPOINT")?)
+            .bucket(&var("STORAGE_TEST_S3_BUCKET")?)
+            .region("us-east-1")
+            .access_key_id(&var("STORAGE_TEST_S3S_ACCESS_KEY")?)
+            .secret_access_key(&var("STORAGE_TEST_S3S_SECRET_KEY")?)
+            .disable_config_load()
+            .disable_ec2_metadata(),
+    )?;
+    let value = pattern(64 << 10, 7);
+    let names: Vec<String> = (0..1000)
+        .map(|i| format!("opendal-bench/small/{i:04}"))
+        .collect();
+    let (mut puts, mut gets, mut big_puts, mut big_gets) = (vec![], vec![], vec![], vec![]);
+    let big_size = 256u64 << 20;
+    let chunk = pattern(8 << 20, 11);
+    for _ in 0..3 {
+        let start = Instant::now();
+        stream::iter(names.clone())
+            .map(|name| {
+                let (op, value) = (op.clone(), value.clone());
+                async move { op.write(&name, value).await.map(drop) }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        puts.push(start.elapsed());
+        let start = Instant::now();
+        stream::iter(names.clone())
+            .map(|name| {
+                let op = op.clone();
+                async move { op.read(&name).await.map(drop) }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        gets.push(start.elapsed());
+
+        let start = Instant::now();
+        let mut writer = op
+            .writer_with("opendal-bench/large.bin")
+            .chunk(8 << 20)
+            .concurrent(4)
+            .await?;
+        for _ in 0..(big_size / chunk.len() as u64) {
+            writer.write(Buffer::from(chunk.clone())).await?;
+        }
+        writer.close().await?;
+        big_puts.push(start.elapsed());
+        let start = Instant::now();
+        let mut body = op
+            .reader("opendal-bench/large.bin")
+            .await?
+            .into_bytes_stream(..)
+            .await?;
+        let mut total = 0u64;
+        while let Some(piece) = body.try_next().await? {
+            total += piece.len() as u64;
+        }
+        if total != big_size {
+            return Err(format!("read {total} bytes of {big_size}").into());
+        }
+        big_gets.push(start.elapsed());
+    }
+    println!("| OpenDAL s3 on the same server, best of 3 | time |");
+    println!("|---|---|");
+    println!(
+        "| 1,000 x 64 KiB put, 16 at a time | {:.3} s |",
+        best(&puts).as_secs_f64()
+    );
+    println!(
+        "| 1,000 x 64 KiB get, 16 at a time | {:.3} s |",
+        best(&gets).as_secs_f64()
+    );
+    println!(
+        "| 256 MiB streamed put (8 MiB chunks, 4 in flight) | {:.3} s |",
+        best(&big_puts).as_secs_f64()
+    );
+    println!(
+        "| 256 MiB streamed get | {:.3} s |",
+        best(&big_gets).as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    // Without `auto-register-services` (and its constructor), the HTTP
+    // transport is installed by hand.
+    opendal::install_default();
+    match std::env::args().nth(1).as_deref() {
+        Some("local") => local().await,
+        Some("s3") => s3().await,
+        _ => Err(
+            "usage: storage-bench-opendal <local [--size BYTES] [--small N] [--dir DIR] | s3>"
+                .into(),
+        ),
+    }
+}
