@@ -13,8 +13,8 @@
 //!   which goes first, four rounds each, and the
 //!   best of each is compared (`BENCH_VERBOSE=1` prints every round).
 //! - Small objects: `--small` objects of 4 KiB (default 2000) put, get,
-//!   head and delete one at a time, as operations per second, with fsync
-//!   on (the default) and off.
+//!   head and delete one at a time and 16 at a time, as operations per
+//!   second, with fsync on (the default) and off.
 //! - The same large and small workloads through object_store's
 //!   `LocalFileSystem` on the same disk, as an anchor. It never fsyncs, so
 //!   its rows compare with ours without fsync (and its large put with a raw
@@ -26,7 +26,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use storage_core::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
 use storage_examples::best;
 use storage_local::{LocalConfig, LocalStorage};
@@ -35,6 +35,36 @@ const WRITE_CHUNK: usize = 4 << 20;
 const READ_CHUNK: usize = 2 << 20;
 /// Rounds of each large-object measurement; the best is reported.
 const ROUNDS: usize = 4;
+/// The small-object workloads run one at a time, then this many at a time.
+const CONCURRENCY: [usize; 2] = [1, 16];
+
+fn at_a_time(concurrency: usize) -> String {
+    match concurrency {
+        1 => "one at a time".to_owned(),
+        n => format!("{n} at a time"),
+    }
+}
+
+/// Operations per second of `operation` over `items`, `concurrency` at a
+/// time.
+async fn ops_per_s<'a, T, E, Fut>(
+    items: &'a [T],
+    concurrency: usize,
+    operation: impl Fn(&'a T) -> Fut,
+) -> Result<f64, Box<dyn std::error::Error>>
+where
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: Into<Box<dyn std::error::Error>>,
+{
+    let start = Instant::now();
+    futures::stream::iter(items)
+        .map(operation)
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(Into::into)?;
+    Ok(items.len() as f64 / start.elapsed().as_secs_f64())
+}
 
 struct Args {
     size: u64,
@@ -252,46 +282,44 @@ async fn small(
         .map(|i| Key::new(format!("small/{:03}/{i:06}", i % 100)))
         .collect::<Result<_, _>>()?;
     let label = if fsync { "fsync" } else { "no fsync" };
-    let n = args.small as f64;
-
-    let start = Instant::now();
-    for key in &keys {
-        store
-            .put(key, Body::Bytes(body.clone()), PutOptions::default())
-            .await?;
-    }
-    let put = n / start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    for key in &keys {
-        let bytes = store.get(key, GetOptions::default()).await?.bytes().await?;
-        assert_eq!(bytes.len(), 4096);
-    }
-    let get = n / start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    for key in &keys {
-        store.head(key).await?;
-    }
-    let head = n / start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    for key in &keys {
-        store.delete(key).await?;
-    }
-    let delete = n / start.elapsed().as_secs_f64();
-
-    for (op, rate) in [
-        ("put", put),
-        ("get", get),
-        ("head", head),
-        ("delete", delete),
-    ] {
-        rows.push(Row {
-            name: format!("4 KiB {op} ({label}), one at a time"),
-            value: format!("{rate:.0} ops/s"),
-            ratio: String::new(),
-        });
+    for concurrency in CONCURRENCY {
+        let put = ops_per_s(&keys, concurrency, |key| {
+            let body = Body::Bytes(body.clone());
+            let store = &store;
+            async move { store.put(key, body, PutOptions::default()).await.map(drop) }
+        })
+        .await?;
+        let get = ops_per_s(&keys, concurrency, |key| {
+            let store = &store;
+            async move {
+                let bytes = store.get(key, GetOptions::default()).await?.bytes().await?;
+                assert_eq!(bytes.len(), 4096);
+                Ok::<(), storage_core::Error>(())
+            }
+        })
+        .await?;
+        let head = ops_per_s(&keys, concurrency, |key| {
+            let store = &store;
+            async move { store.head(key).await.map(drop) }
+        })
+        .await?;
+        let delete = ops_per_s(&keys, concurrency, |key| {
+            let store = &store;
+            async move { store.delete(key).await.map(drop) }
+        })
+        .await?;
+        for (op, rate) in [
+            ("put", put),
+            ("get", get),
+            ("head", head),
+            ("delete", delete),
+        ] {
+            rows.push(Row {
+                name: format!("4 KiB {op} ({label}), {}", at_a_time(concurrency)),
+                value: format!("{rate:.0} ops/s"),
+                ratio: String::new(),
+            });
+        }
     }
     std::fs::remove_dir_all(&folder)?;
     Ok(())
@@ -364,39 +392,47 @@ async fn object_store_local(
     let paths: Vec<StorePath> = (0..args.small)
         .map(|i| StorePath::from(format!("small/{:03}/{i:06}", i % 100)))
         .collect();
-    let n = args.small as f64;
-    let start = Instant::now();
-    for path in &paths {
-        store.put(path, PutPayload::from(body.clone())).await?;
-    }
-    let put = n / start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    for path in &paths {
-        let bytes = store.get(path).await?.bytes().await?;
-        assert_eq!(bytes.len(), 4096);
-    }
-    let get = n / start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    for path in &paths {
-        store.head(path).await?;
-    }
-    let head = n / start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    for path in &paths {
-        store.delete(path).await?;
-    }
-    let delete = n / start.elapsed().as_secs_f64();
-    for (op, rate) in [
-        ("put", put),
-        ("get", get),
-        ("head", head),
-        ("delete", delete),
-    ] {
-        rows.push(Row {
-            name: format!("object_store LocalFileSystem 4 KiB {op} (no fsync), one at a time"),
-            value: format!("{rate:.0} ops/s"),
-            ratio: String::new(),
-        });
+    for concurrency in CONCURRENCY {
+        let put = ops_per_s(&paths, concurrency, |path| {
+            let payload = PutPayload::from(body.clone());
+            let store = &store;
+            async move { store.put(path, payload).await.map(drop) }
+        })
+        .await?;
+        let get = ops_per_s(&paths, concurrency, |path| {
+            let store = &store;
+            async move {
+                let bytes = store.get(path).await?.bytes().await?;
+                assert_eq!(bytes.len(), 4096);
+                Ok::<(), object_store::Error>(())
+            }
+        })
+        .await?;
+        let head = ops_per_s(&paths, concurrency, |path| {
+            let store = &store;
+            async move { store.head(path).await.map(drop) }
+        })
+        .await?;
+        let delete = ops_per_s(&paths, concurrency, |path| {
+            let store = &store;
+            async move { store.delete(path).await.map(drop) }
+        })
+        .await?;
+        for (op, rate) in [
+            ("put", put),
+            ("get", get),
+            ("head", head),
+            ("delete", delete),
+        ] {
+            rows.push(Row {
+                name: format!(
+                    "object_store LocalFileSystem 4 KiB {op} (no fsync), {}",
+                    at_a_time(concurrency)
+                ),
+                value: format!("{rate:.0} ops/s"),
+                ratio: String::new(),
+            });
+        }
     }
     std::fs::remove_dir_all(&folder)?;
     Ok(())
