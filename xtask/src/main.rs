@@ -12,19 +12,14 @@
 //!   all after the suite).
 //! - `ci`: what CI runs: formatting, clippy with warnings as errors, docs
 //!   with warnings as errors, then `test`.
-//! - `bench [local|s3|gcs|supabase|all] [ARGS]`: benchmarks in a release
-//!   build: the local backend next to raw file I/O (arguments go to
-//!   `local_bench`: `--size 2GiB`, `--small 5000`, `--large-only`), the S3
-//!   backend next to object_store on s3s-fs, the GCS backend on
-//!   fake-gcs-server (reads next to object_store's), each with a 2 GiB
-//!   memory check, and the Supabase backend on the repository's test
-//!   server (which it starts itself) with a 1 GiB memory check, and the
-//!   plugin boundary (`plugin`: the same providers linked statically and
-//!   loaded from their cdylib). `local` and `s3` also run Apache OpenDAL
-//!   on the same workloads (`benches/opendal`, built outside the
-//!   workspace).
+//! - `bench [local|s3|gcs|supabase|plugin|all] [ARGS]`: the benchmarks
+//!   in release builds, next to their anchors (raw file I/O, object_store,
+//!   OpenDAL), written to `target/bench/latest.md` and `latest.json`; see
+//!   `bench.rs`.
 
+mod bench;
 mod plugins;
+mod report;
 mod servers;
 
 use std::process::{Command, ExitCode};
@@ -35,7 +30,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("servers") => run_servers(),
         Some("ci") => ci(),
-        Some("bench") => bench(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("example") => example(args.get(1).map(String::as_str).unwrap_or("all")),
         Some("plugins") => plugins::build_for_tests().map(|dir| {
             println!("export STORAGE_TEST_PLUGIN_DIR={}", dir.display());
@@ -174,156 +169,4 @@ fn ci() -> Result<(), String> {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     test()
-}
-
-/// Builds and runs the OpenDAL anchor (`benches/opendal`, a crate outside
-/// the workspace, so OpenDAL's dependencies stay out of the library's
-/// tree) with `args`.
-fn opendal_bench(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
-    let root = plugins::workspace_root();
-    let manifest = root
-        .join("benches/opendal/Cargo.toml")
-        .display()
-        .to_string();
-    let target = plugins::target_dir().join("opendal-bench");
-    cargo(
-        &[
-            "build",
-            "--release",
-            "--quiet",
-            "--locked",
-            "--manifest-path",
-            &manifest,
-            "--target-dir",
-            &target.display().to_string(),
-        ],
-        &[],
-    )?;
-    let binary = target.join("release").join(format!(
-        "storage-bench-opendal{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    eprintln!("xtask: {} {}", binary.display(), args.join(" "));
-    let status = Command::new(&binary)
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(&root)
-        .status()
-        .map_err(|err| format!("cannot run {}: {err}", binary.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} {} failed ({status})",
-            binary.display(),
-            args.join(" ")
-        ))
-    }
-}
-
-fn bench(args: &[String]) -> Result<(), String> {
-    let (which, rest) = match args.first().map(String::as_str) {
-        Some(which @ ("local" | "s3" | "gcs" | "supabase" | "plugin" | "all")) => {
-            (which, &args[1..])
-        }
-        _ => ("all", args),
-    };
-    if matches!(which, "local" | "all") {
-        let mut command = vec![
-            "run",
-            "--release",
-            "--quiet",
-            "--package",
-            "storage-examples",
-            "--bin",
-            "local_bench",
-            "--",
-        ];
-        command.extend(rest.iter().map(String::as_str));
-        cargo(&command, &[])?;
-        let mut anchor = vec!["local"];
-        anchor.extend(rest.iter().map(String::as_str));
-        opendal_bench(&anchor, &[])?;
-    }
-    if matches!(which, "plugin" | "all") {
-        // The plugins in release, as the bench binary is.
-        cargo(
-            &[
-                "build",
-                "--release",
-                "--quiet",
-                "--package",
-                "storage-plugin-encrypted",
-                "--package",
-                "storage-test-plugin-faulty",
-            ],
-            &[],
-        )?;
-        let dir = plugins::target_dir().join("release").display().to_string();
-        cargo(
-            &[
-                "run",
-                "--release",
-                "--quiet",
-                "--package",
-                "storage-examples",
-                "--bin",
-                "plugin_bench",
-                "--",
-                "--plugins",
-                &dir,
-            ],
-            &[],
-        )?;
-    }
-    if matches!(which, "supabase" | "all") {
-        // Its server is the repository's own, started by the bench.
-        let run = [
-            "run",
-            "--release",
-            "--quiet",
-            "--package",
-            "storage-examples",
-            "--bin",
-            "supabase_bench",
-        ];
-        cargo(&run, &[])?;
-        let mut memory = run.to_vec();
-        memory.extend(["--", "--memory", "1"]);
-        cargo(&memory, &[])?;
-    }
-    if matches!(which, "local" | "supabase" | "plugin") {
-        return Ok(());
-    }
-    let servers = servers::start()?;
-    let env: Vec<(&str, &str)> = servers
-        .env()
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let backends: &[&str] = match which {
-        "s3" => &["s3_bench"],
-        "gcs" => &["gcs_bench"],
-        _ => &["s3_bench", "gcs_bench"],
-    };
-    for bin in backends {
-        let run = [
-            "run",
-            "--release",
-            "--quiet",
-            "--package",
-            "storage-examples",
-            "--bin",
-            bin,
-        ];
-        cargo(&run, &env)?;
-        if *bin == "s3_bench" {
-            opendal_bench(&["s3"], &env)?;
-        }
-        // The memory check alone in its process, so its peak is its own.
-        let mut memory = run.to_vec();
-        memory.extend(["--", "--memory", "2"]);
-        cargo(&memory, &env)?;
-    }
-    Ok(())
 }
