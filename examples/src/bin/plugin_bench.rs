@@ -8,7 +8,8 @@
 //!   the plugin's runtime).
 //! - Throughput of 1 MiB objects, put then get, one at a time, on the
 //!   in-memory store and on the encrypted store over a local folder
-//!   (fsync off, so the disk does not hide the boundary).
+//!   (fsync off, on tmpfs where there is one, so the disk's writeback does
+//!   not land on one side or the other).
 //!
 //! The two sides take turns object by object (alternating which goes
 //! first), so a shared machine's noise falls on both; totals over all
@@ -169,7 +170,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
 
-    let folders = tempfile::tempdir()?;
+    // In memory (tmpfs) where there is one: the disk's writeback would
+    // otherwise land on one side or the other at random.
+    let shm = std::path::Path::new("/dev/shm");
+    let folders = if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir()?
+    };
     let key = MasterKey::from_base64(KEY)?;
     let local = LocalStorage::open(
         LocalConfig::new(folders.path().join("linked"))
