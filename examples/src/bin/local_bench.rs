@@ -14,7 +14,9 @@
 //!   best of each is compared (`BENCH_VERBOSE=1` prints every round).
 //! - Small objects: `--small` objects of 4 KiB (default 2000) put, get,
 //!   head and delete one at a time and 16 at a time, as operations per
-//!   second, with fsync on (the default) and off.
+//!   second, with fsync on (the default) and off, each next to plain
+//!   files of the same names written, read, stat'ed and removed with plain
+//!   system calls (on as many threads).
 //! - The same large and small workloads through object_store's
 //!   `LocalFileSystem` on the same disk, as an anchor. It never fsyncs, so
 //!   its rows compare with ours without fsync (and its large put with a raw
@@ -282,7 +284,9 @@ async fn small(
         .map(|i| Key::new(format!("small/{:03}/{i:06}", i % 100)))
         .collect::<Result<_, _>>()?;
     let label = if fsync { "fsync" } else { "no fsync" };
+    let raw_folder = args.dir.join("small-raw");
     for concurrency in CONCURRENCY {
+        let raw = raw_small(&raw_folder, args.small, fsync, concurrency)?;
         let put = ops_per_s(&keys, concurrency, |key| {
             let body = Body::Bytes(body.clone());
             let store = &store;
@@ -308,21 +312,84 @@ async fn small(
             async move { store.delete(key).await.map(drop) }
         })
         .await?;
-        for (op, rate) in [
+        let ours = [
             ("put", put),
             ("get", get),
             ("head", head),
             ("delete", delete),
-        ] {
+        ];
+        for ((op, rate), raw) in ours.into_iter().zip(raw) {
+            rows.push(Row {
+                name: format!("raw 4 KiB {op} ({label}), {}", at_a_time(concurrency)),
+                value: format!("{raw:.0} ops/s"),
+                ratio: "1.00".to_owned(),
+            });
             rows.push(Row {
                 name: format!("4 KiB {op} ({label}), {}", at_a_time(concurrency)),
                 value: format!("{rate:.0} ops/s"),
-                ratio: String::new(),
+                ratio: format!("{:.2} of raw", rate / raw),
             });
         }
     }
     std::fs::remove_dir_all(&folder)?;
     Ok(())
+}
+
+/// The physical limit for small objects: plain files of the same names,
+/// written (then fsynced if `fsync`), read, stat'ed and removed with plain
+/// system calls, on `concurrency` threads; operations per second of each.
+fn raw_small(
+    folder: &Path,
+    count: usize,
+    fsync: bool,
+    concurrency: usize,
+) -> std::io::Result<[f64; 4]> {
+    let paths: Vec<PathBuf> = (0..count)
+        .map(|i| folder.join(format!("small/{:03}/{i:06}", i % 100)))
+        .collect();
+    for path in &paths {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    let body = vec![42u8; 4096];
+    let share = paths.len().div_ceil(concurrency).max(1);
+    let phase = |work: &(dyn Fn(&Path) -> std::io::Result<()> + Sync)| -> std::io::Result<f64> {
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = paths
+                .chunks(share)
+                .map(|part| scope.spawn(move || part.iter().try_for_each(|p| work(p))))
+                .collect();
+            workers.into_iter().try_for_each(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a worker panicked")))
+            })
+        })?;
+        Ok(count as f64 / start.elapsed().as_secs_f64())
+    };
+    let put = phase(&|path| {
+        let mut file = std::fs::File::create(path)?;
+        file.write_all(&body)?;
+        if fsync {
+            file.sync_all()?;
+        }
+        Ok(())
+    })?;
+    let get = phase(&|path| {
+        let mut buffer = Vec::with_capacity(4096);
+        std::fs::File::open(path)?.read_to_end(&mut buffer)?;
+        if buffer.len() == 4096 {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("a raw file has the wrong length"))
+        }
+    })?;
+    let head = phase(&|path| std::fs::metadata(path).map(drop))?;
+    let delete = phase(&|path| std::fs::remove_file(path))?;
+    std::fs::remove_dir_all(folder)?;
+    Ok([put, get, head, delete])
 }
 
 /// The anchor: object_store's `LocalFileSystem`, the same workloads.
