@@ -10,7 +10,8 @@
 //! - `plugin`: `plugin_bench`, the same providers linked statically and
 //!   loaded from their cdylib (built here in release).
 //! - `s3`, `gcs`: with the test servers started: `s3_bench` (ours next to
-//!   object_store) then OpenDAL's s3 service, `gcs_bench`; each with a
+//!   object_store), then OpenDAL's s3 service and boto3
+//!   (`benches/boto3`) on the same workload, `gcs_bench`; each with a
 //!   2 GiB memory check in a process of its own.
 
 use std::path::PathBuf;
@@ -76,6 +77,22 @@ fn opendal(report: &mut Report, args: &[&str], env: &[(&str, &str)]) -> Result<(
     report.run(&binary, args, env, &root)
 }
 
+/// The boto3 row: `benches/boto3/boto3_bench.py` with the test servers'
+/// Python (which has boto3).
+fn boto3(report: &mut Report, env: &[(&str, &str)]) -> Result<(), String> {
+    let python = env
+        .iter()
+        .find(|(name, _)| *name == "STORAGE_TEST_BOTO3_PYTHON")
+        .map(|(_, value)| PathBuf::from(value))
+        .ok_or("the test servers did not say where boto3's Python is")?;
+    let root = plugins::workspace_root();
+    let script = root
+        .join("benches/boto3/boto3_bench.py")
+        .display()
+        .to_string();
+    report.run(&python, &[&script], env, &root)
+}
+
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let (which, rest) = match args.first().map(String::as_str) {
         Some(which @ ("local" | "s3" | "gcs" | "supabase" | "plugin" | "all")) => {
@@ -134,6 +151,7 @@ fn run_into(report: &mut Report, which: &str, rest: &[&str]) -> Result<(), Strin
     if which == "s3" || all {
         example(report, "s3_bench", &[], &env)?;
         opendal(report, &["s3"], &env)?;
+        boto3(report, &env)?;
         // The memory check alone in its process, so its peak is its own.
         example(report, "s3_bench", &["--memory", "2"], &env)?;
     }
