@@ -22,7 +22,9 @@
 //! The same provider links statically too ([`EncryptedStorage`]), which
 //! the plugin-boundary benchmark compares against.
 //!
-//! Build and run it: `cargo run -p storage-examples --bin plugin_demo`.
+//! Build it and run the demo host with one command: `cargo xtask example plugin`
+//! (it runs `cargo build -p storage-plugin-encrypted`, then
+//! `cargo run -p storage-examples --bin plugin_demo`).
 
 pub mod backend;
 pub mod cipher;
