@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use storage_core::config::{ConfigError, ProviderConfig, ProviderFactory, ProviderFuture};
+use storage_core::{Error, Operation};
 
 use crate::host::Plugin;
 
@@ -58,10 +59,18 @@ fn create(table: &ProviderConfig<'_>) -> Result<ProviderFuture, ConfigError> {
         .map_err(|err| table.error(format!("the plugin's settings cannot be passed on: {err}")))?;
     let name = table.name().to_owned();
     let base_dir = table.base_dir().map(std::path::Path::to_owned);
+    // The plugin sees the settings with their values from the environment,
+    // and its own parser may quote one in a refusal: mask them here.
+    let mask = table.secret_mask();
     Ok(Box::pin(async move {
         let storage = plugin
             .open(&provider_type, &name, &settings, base_dir.as_deref())
-            .await?;
+            .await
+            .map_err(|err| {
+                Error::new(err.kind(), mask.apply(err.message()))
+                    .with_retryable(err.is_retryable())
+                    .context(Operation::Open, &name, None)
+            })?;
         Ok(std::sync::Arc::new(storage) as std::sync::Arc<dyn storage_core::Storage>)
     }))
 }

@@ -353,3 +353,33 @@ async fn chunks_cross_the_boundary_without_being_copied() {
         "a chunk was copied at the boundary"
     );
 }
+
+#[tokio::test]
+async fn a_plugins_refusal_of_its_settings_never_shows_a_secret() {
+    // The plugin's own parser quotes a wrongly typed value; when that value
+    // came from the environment, the host masks it like its own errors.
+    let toml = format!(
+        "[providers.x]\ntype = \"plugin\"\npath = {:?}\nprovider = \"faulty\"\npanic_in_create = \"${{PLUGIN_SECRET}}\"\n",
+        plugin("storage-test-plugin-faulty").display().to_string()
+    );
+    let secret = "hunter2-but-longer";
+    let config = Config::parse_with("app.toml", &toml, &|name| {
+        (name == "PLUGIN_SECRET").then(|| secret.to_owned())
+    })
+    .unwrap();
+    let err = Registry::with_factories(&[&FACTORY])
+        .build(&config, "x")
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{message}");
+    assert!(
+        message.contains("panic_in_create") || message.contains("expected a boolean"),
+        "{message}"
+    );
+    assert!(!message.contains(secret), "the secret leaked: {message}");
+    assert!(
+        !format!("{err:?}").contains(secret),
+        "the secret leaked: {err:?}"
+    );
+}

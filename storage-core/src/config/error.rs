@@ -52,9 +52,7 @@ impl ConfigError {
 
     /// Replaces every occurrence of each secret with `***`.
     pub(crate) fn masked(mut self, secrets: &[String]) -> Self {
-        for secret in secrets.iter().filter(|s| s.len() >= 4) {
-            self.message = self.message.replace(secret.as_str(), "***");
-        }
+        self.message = mask(&self.message, secrets);
         self
     }
 
@@ -98,5 +96,38 @@ impl std::error::Error for ConfigError {}
 impl From<ConfigError> for Error {
     fn from(err: ConfigError) -> Self {
         Error::new(ErrorKind::InvalidConfig, err.to_string()).with_source(err)
+    }
+}
+
+/// `text` with every secret (of four characters or more) replaced by `***`.
+fn mask(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .fold(text.to_owned(), |text, secret| {
+            text.replace(secret.as_str(), "***")
+        })
+}
+
+/// The values a provider's table took from the environment, to mask in
+/// messages made after the table was parsed (a plugin's refusal of its
+/// settings, say). Prints none of them.
+#[derive(Clone, Default)]
+pub struct SecretMask(Vec<String>);
+
+impl SecretMask {
+    pub(crate) fn new(secrets: &[String]) -> Self {
+        Self(secrets.to_vec())
+    }
+
+    /// `text` with every secret replaced by `***`.
+    pub fn apply(&self, text: &str) -> String {
+        mask(text, &self.0)
+    }
+}
+
+impl fmt::Debug for SecretMask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretMask({} values)", self.0.len())
     }
 }

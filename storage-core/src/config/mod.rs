@@ -51,7 +51,7 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-pub use error::ConfigError;
+pub use error::{ConfigError, SecretMask};
 pub use registry::{ProviderConfig, ProviderFactory, ProviderFuture, Providers, Registry};
 pub use route::{
     ArtifactFacts, ByteSize, DEFAULT_LAYOUT, KeyLayout, Placeholder, Route, RouteCondition,

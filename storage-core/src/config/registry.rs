@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
-use crate::config::error::ConfigError;
+use crate::config::error::{ConfigError, SecretMask};
 use crate::config::source::Source;
 use crate::config::{Config, ProviderEntryView};
 use crate::error::{Error, Result};
@@ -134,6 +134,12 @@ impl<'a> ProviderConfig<'a> {
                 .with_provider(self.name)
                 .masked(self.secrets)
         })
+    }
+
+    /// The values this table took from the environment, to mask in
+    /// messages made later (when the provider opens); see [`SecretMask`].
+    pub fn secret_mask(&self) -> SecretMask {
+        SecretMask::new(self.secrets)
     }
 
     /// An error about the value of `field` in this provider's table
