@@ -17,6 +17,7 @@ use storage_core::{
 };
 use tokio::sync::mpsc;
 
+use crate::cached::{self, Lookup};
 use crate::config::LocalConfig;
 use crate::error::{from_io, from_join};
 use crate::format::{StoredMeta, now_ms, read_exact_at};
@@ -52,7 +53,8 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 /// - Content and metadata (content type, user metadata, etag, CRC-32C) are
 ///   one file, so they are published together.
 /// - Reads stream in 2 MiB chunks read ahead on a blocking thread; small
-///   objects are read in one system call.
+///   objects are read in one system call, on the calling task when the
+///   kernel has them cached (see [`LocalConfig::cached_reads`]).
 /// - Conditional writes are race-free, across processes too: create-only
 ///   publishes with `link(2)`, which fails if the name exists; replacements
 ///   and deletes hold an exclusive `flock` on the current object.
@@ -292,6 +294,63 @@ impl Inner {
         }
     }
 
+    /// Opens the object at `path` for `get` and reads it whole if it is
+    /// small (content and metadata in one read), else reads its metadata.
+    fn open_for_get(&self, path: &Path, options: &GetOptions, verify: bool) -> Result<Opened> {
+        let file = self.open_object(path)?.ok_or_else(not_found)?;
+        let file_len = file.metadata().map_err(from_io)?.len();
+        if file_len <= SMALL_FILE {
+            let mut whole = vec![0u8; file_len as usize];
+            read_exact_at(&file, &mut whole, 0)?;
+            return read_small(whole, options, verify);
+        }
+        let meta = StoredMeta::read_from(&file, file_len)?;
+        streamed(meta, file, options)
+    }
+
+    /// [`open_for_get`](Self::open_for_get) from the kernel's caches:
+    /// `None` if that would have waited for the disk.
+    fn open_for_get_cached(
+        &self,
+        path: &Path,
+        options: &GetOptions,
+        verify: bool,
+    ) -> Result<Option<Opened>> {
+        let file = match cached::open(&self.dir, path, false).map_err(from_io)? {
+            Lookup::Found(file) => file,
+            Lookup::Absent => return Err(not_found()),
+            Lookup::Miss => return Ok(None),
+        };
+        let file_len = file.metadata().map_err(from_io)?.len();
+        if file_len <= SMALL_FILE {
+            let mut whole = vec![0u8; file_len as usize];
+            if !cached::read_exact_at(&file, &mut whole, 0).map_err(from_io)? {
+                return Ok(None);
+            }
+            return read_small(whole, options, verify).map(Some);
+        }
+        let read =
+            |buf: &mut [u8], offset| cached::read_exact_at(&file, buf, offset).map_err(from_io);
+        match StoredMeta::read_with(file_len, read)? {
+            Some(meta) => streamed(meta, file, options).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The metadata of the object at `path` from the kernel's caches:
+    /// `None` if that would have waited for the disk.
+    fn read_meta_cached(&self, path: &Path) -> Result<Option<StoredMeta>> {
+        let file = match cached::open(&self.dir, path, false).map_err(from_io)? {
+            Lookup::Found(file) => file,
+            Lookup::Absent => return Err(not_found()),
+            Lookup::Miss => return Ok(None),
+        };
+        let file_len = file.metadata().map_err(from_io)?.len();
+        StoredMeta::read_with(file_len, |buf, offset| {
+            cached::read_exact_at(&file, buf, offset).map_err(from_io)
+        })
+    }
+
     fn read_meta(file: &File) -> Result<StoredMeta> {
         let len = file.metadata().map_err(from_io)?.len();
         StoredMeta::read_from(file, len)
@@ -507,6 +566,35 @@ fn corruption(expected: u32, actual: u32) -> Error {
     )
 }
 
+fn not_found() -> Error {
+    Error::new(ErrorKind::NotFound, "no object at this key")
+}
+
+/// The answer to a get of a small object file read whole: content and
+/// metadata came in one read.
+fn read_small(mut whole: Vec<u8>, options: &GetOptions, verify: bool) -> Result<Opened> {
+    let file_len = whole.len() as u64;
+    let (meta, _) = StoredMeta::decode_tail(&whole, file_len)?;
+    options.check_conditions(Some(&meta.etag))?;
+    let range = resolve(options, meta.size)?;
+    if verify {
+        let actual = crc32c::crc32c(&whole[..meta.size as usize]);
+        if actual != meta.crc32c {
+            return Err(corruption(meta.crc32c, actual));
+        }
+    }
+    whole.truncate(range.end as usize);
+    let content = Bytes::from(whole).slice(range.start as usize..);
+    Ok(Opened::Read(meta, range, content))
+}
+
+/// The answer to a get of a large object file: streamed from `file`.
+fn streamed(meta: StoredMeta, file: File, options: &GetOptions) -> Result<Opened> {
+    options.check_conditions(Some(&meta.etag))?;
+    let range = resolve(options, meta.size)?;
+    Ok(Opened::Stream(meta, range, file))
+}
+
 /// What a get found before streaming.
 enum Opened {
     /// A small range, already read.
@@ -571,36 +659,20 @@ impl Storage for LocalStorage {
         let ctx = self.ctx(Operation::Get, key);
         let path = layout::object_path(key);
         let verify = self.inner.config.verify_checksums;
-        let opened = self
-            .blocking(move |inner| {
-                let file = inner
-                    .open_object(&path)?
-                    .ok_or_else(|| Error::new(ErrorKind::NotFound, "no object at this key"))?;
-                let file_len = file.metadata().map_err(from_io)?.len();
-                if file_len <= SMALL_FILE {
-                    // One read for content and metadata.
-                    let mut whole = vec![0u8; file_len as usize];
-                    read_exact_at(&file, &mut whole, 0)?;
-                    let (meta, _) = StoredMeta::decode_tail(&whole, file_len)?;
-                    options.check_conditions(Some(&meta.etag))?;
-                    let range = resolve(&options, meta.size)?;
-                    if verify && crc32c::crc32c(&whole[..meta.size as usize]) != meta.crc32c {
-                        return Err(corruption(
-                            meta.crc32c,
-                            crc32c::crc32c(&whole[..meta.size as usize]),
-                        ));
-                    }
-                    whole.truncate(range.end as usize);
-                    let content = Bytes::from(whole).slice(range.start as usize..);
-                    return Ok(Opened::Read(meta, range, content));
-                }
-                let meta = StoredMeta::read_from(&file, file_len)?;
-                options.check_conditions(Some(&meta.etag))?;
-                let range = resolve(&options, meta.size)?;
-                Ok(Opened::Stream(meta, range, file))
-            })
-            .await
-            .map_err(&ctx)?;
+        let cached = if self.inner.config.cached_reads {
+            self.inner
+                .open_for_get_cached(&path, &options, verify)
+                .map_err(&ctx)?
+        } else {
+            None
+        };
+        let opened = match cached {
+            Some(opened) => opened,
+            None => self
+                .blocking(move |inner| inner.open_for_get(&path, &options, verify))
+                .await
+                .map_err(&ctx)?,
+        };
         let (meta, range, body): (StoredMeta, _, ByteStream) = match opened {
             Opened::Read(meta, range, content) => {
                 let body: ByteStream = if content.is_empty() {
@@ -631,21 +703,34 @@ impl Storage for LocalStorage {
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
         let ctx = self.ctx(Operation::Head, key);
         let path = layout::object_path(key);
-        let stored = self
-            .blocking(move |inner| {
-                let file = inner
-                    .open_object(&path)?
-                    .ok_or_else(|| Error::new(ErrorKind::NotFound, "no object at this key"))?;
-                Inner::read_meta(&file)
-            })
-            .await
-            .map_err(ctx)?;
+        let cached = if self.inner.config.cached_reads {
+            self.inner.read_meta_cached(&path).map_err(&ctx)?
+        } else {
+            None
+        };
+        let stored = match cached {
+            Some(stored) => stored,
+            None => self
+                .blocking(move |inner| {
+                    let file = inner.open_object(&path)?.ok_or_else(not_found)?;
+                    Inner::read_meta(&file)
+                })
+                .await
+                .map_err(ctx)?,
+        };
         Ok(stored.to_object_meta(key.clone()))
     }
 
     async fn exists(&self, key: &Key) -> Result<bool> {
         let ctx = self.ctx(Operation::Head, key);
         let path = layout::object_path(key);
+        if self.inner.config.cached_reads {
+            match cached::open(&self.inner.dir, &path, true).map_err(|err| ctx(from_io(err)))? {
+                Lookup::Found(_) => return Ok(true),
+                Lookup::Absent => return Ok(false),
+                Lookup::Miss => {}
+            }
+        }
         self.blocking(move |inner| match inner.dir.metadata(&path) {
             Ok(meta) => Ok(meta.is_file()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),

@@ -104,20 +104,37 @@ impl StoredMeta {
 
     /// Reads the metadata of an open object file of `file_len` bytes.
     pub(crate) fn read_from(file: &File, file_len: u64) -> Result<StoredMeta> {
+        let read = |buf: &mut [u8], offset| read_exact_at(file, buf, offset).map(|()| true);
+        // `read` never answers "not now", so there is always an answer.
+        Self::read_with(file_len, read)?
+            .ok_or_else(|| Error::new(ErrorKind::Other, "the metadata read did not complete"))
+    }
+
+    /// Reads the metadata of an object file of `file_len` bytes with
+    /// `read_at`, which fills a buffer from an offset or answers `false`
+    /// (not now); `None` if it did.
+    pub(crate) fn read_with(
+        file_len: u64,
+        mut read_at: impl FnMut(&mut [u8], u64) -> Result<bool>,
+    ) -> Result<Option<StoredMeta>> {
         // Most trailers fit in 4 KiB: one read. Large user metadata takes two.
         let guess = file_len.min(4096);
         let mut tail = vec![0u8; guess as usize];
-        read_exact_at(file, &mut tail, file_len - guess)?;
+        if !read_at(&mut tail, file_len - guess)? {
+            return Ok(None);
+        }
         match Self::decode_tail(&tail, file_len) {
-            Ok((meta, _)) => Ok(meta),
+            Ok((meta, _)) => Ok(Some(meta)),
             Err(_) if guess < file_len && tail.len() >= FOOTER_LEN as usize => {
                 let footer = &tail[tail.len() - FOOTER_LEN as usize..];
                 let json_len =
                     u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]) as u64;
                 let want = (json_len + FOOTER_LEN).min(file_len);
                 let mut tail = vec![0u8; want as usize];
-                read_exact_at(file, &mut tail, file_len - want)?;
-                Self::decode_tail(&tail, file_len).map(|(meta, _)| meta)
+                if !read_at(&mut tail, file_len - want)? {
+                    return Ok(None);
+                }
+                Self::decode_tail(&tail, file_len).map(|(meta, _)| Some(meta))
             }
             Err(err) => Err(err),
         }

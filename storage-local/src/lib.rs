@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod cached;
 mod config;
 mod error;
 mod format;

@@ -7,13 +7,21 @@ use storage_core::conformance::Fixture;
 use storage_local::{LocalConfig, LocalStorage};
 
 async fn local_with_presign_server() -> Fixture {
+    serve(LocalConfig::new("unused")).await
+}
+
+/// A store for `config` (its root replaced by a fresh folder), with
+/// presigning served on 127.0.0.1 and checksums verified.
+async fn serve(config: LocalConfig) -> Fixture {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port on 127.0.0.1");
     let address = listener.local_addr().expect("the bound address");
     let public_url = format!("http://{address}/files").parse().expect("a URL");
-    let config = LocalConfig::new(folder.path().join("root"))
+    let mut config = config;
+    config.root = folder.path().join("root");
+    let config = config
         .with_presign(public_url, "conformance-signing-secret")
         .with_verify_checksums(true);
     let store = LocalStorage::open(config).expect("the local store opens");
@@ -33,6 +41,18 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 storage_core::conformance_suite!(local_with_presign_server);
+
+/// The same kit with every read on the blocking pool: the path taken when
+/// the kernel's caches miss, or on systems without non-waiting calls.
+mod blocking_reads {
+    use super::*;
+
+    async fn setup() -> Fixture {
+        serve(LocalConfig::new("unused").with_cached_reads(false)).await
+    }
+
+    storage_core::conformance_suite!(setup);
+}
 
 /// The same kit through the validation layer with a size limit: presigned
 /// uploads would bypass it, so the stack declares `presign_put` false and

@@ -142,25 +142,38 @@ fn hostile_keys_are_refused_and_nothing_lands_outside_the_root() {
 
 #[test]
 fn a_symlink_planted_in_the_root_cannot_lead_outside() {
+    // Both read paths: the one answered from the kernel's caches on the
+    // calling task, and the one on the blocking pool.
+    for cached_reads in [true, false] {
+        symlinks_cannot_lead_outside(cached_reads);
+    }
+}
+
+fn symlinks_cannot_lead_outside(cached_reads: bool) {
     let folder = tempfile::tempdir().expect("a folder");
     let root = folder.path().join("root");
     let outside = folder.path().join("outside");
     std::fs::create_dir_all(&outside).expect("outside folder");
     std::fs::write(outside.join("secret~"), b"top secret").expect("a secret");
-    let store = LocalStorage::new(&root).expect("the store opens");
+    let config = LocalConfig::new(&root).with_cached_reads(cached_reads);
+    let store = LocalStorage::open(config).expect("the store opens");
     // The folder for keys `evil/...` and the object file for key `link`.
     std::os::unix::fs::symlink(&outside, root.join("evil")).expect("a symlink");
     std::os::unix::fs::symlink(outside.join("secret~"), root.join("link~")).expect("a symlink");
     let runtime = runtime();
     runtime.block_on(async {
-        let read = store
-            .get(&Key::new("evil/secret").unwrap(), GetOptions::default())
-            .await;
-        assert!(read.is_err(), "read through a symlinked folder");
-        let read = store
-            .get(&Key::new("link").unwrap(), GetOptions::default())
-            .await;
-        assert!(read.is_err(), "read through a symlinked object");
+        for key in ["evil/secret", "link"] {
+            let key = Key::new(key).unwrap();
+            let read = store.get(&key, GetOptions::default()).await;
+            assert!(read.is_err(), "read through a symlink: {key}");
+            let head = store.head(&key).await;
+            assert!(head.is_err(), "head through a symlink: {key}");
+            let exists = store.exists(&key).await;
+            assert!(
+                !matches!(exists, Ok(true)),
+                "exists through a symlink: {key}"
+            );
+        }
         let write = store
             .put(
                 &Key::new("evil/planted").unwrap(),

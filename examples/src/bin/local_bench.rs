@@ -13,10 +13,11 @@
 //!   which goes first, four rounds each, and the
 //!   best of each is compared (`BENCH_VERBOSE=1` prints every round).
 //! - Small objects: `--small` objects of 4 KiB (default 2000) put, get,
-//!   head and delete one at a time and 16 at a time, as operations per
-//!   second, with fsync on (the default) and off, each next to plain
-//!   files of the same names written, read, stat'ed and removed with plain
-//!   system calls (on as many threads).
+//!   head and delete one at a time and 16 at a time (16 tasks, each taking
+//!   the next key when done), as operations per second, with fsync on (the
+//!   default) and off, each next to plain files of the same names written,
+//!   read, stat'ed and removed with plain system calls (on as many
+//!   threads).
 //! - The same large and small workloads through object_store's
 //!   `LocalFileSystem` on the same disk, as an anchor. It never fsyncs, so
 //!   its rows compare with ours without fsync (and its large put with a raw
@@ -26,9 +27,11 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use storage_core::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
 use storage_examples::best;
 use storage_local::{LocalConfig, LocalStorage};
@@ -47,25 +50,40 @@ fn at_a_time(concurrency: usize) -> String {
     }
 }
 
-/// Operations per second of `operation` over `items`, `concurrency` at a
-/// time.
-async fn ops_per_s<'a, T, E, Fut>(
-    items: &'a [T],
+/// Operations per second of `operation` on items `0..count`, run by
+/// `concurrency` spawned tasks that each take the next item when done with
+/// one, as the raw baseline's threads do (and as a server's requests are
+/// tasks of their own). Each call gets a clone of `context`.
+async fn ops_per_s<C, Fut, E>(
+    context: C,
+    count: usize,
     concurrency: usize,
-    operation: impl Fn(&'a T) -> Fut,
+    operation: fn(C, usize) -> Fut,
 ) -> Result<f64, Box<dyn std::error::Error>>
 where
-    Fut: std::future::Future<Output = Result<(), E>>,
-    E: Into<Box<dyn std::error::Error>>,
+    C: Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
 {
+    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    futures::stream::iter(items)
-        .map(operation)
-        .buffer_unordered(concurrency)
-        .try_collect::<Vec<()>>()
-        .await
-        .map_err(Into::into)?;
-    Ok(items.len() as f64 / start.elapsed().as_secs_f64())
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (context, next) = (context.clone(), next.clone());
+        tasks.spawn(async move {
+            loop {
+                let item = next.fetch_add(1, Ordering::Relaxed);
+                if item >= count {
+                    return Ok::<(), E>(());
+                }
+                operation(context.clone(), item).await?;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
 }
 
 struct Args {
@@ -280,37 +298,55 @@ async fn small(
     });
     let store = LocalStorage::open(LocalConfig::new(&folder).with_fsync(fsync))?;
     let body = Bytes::from(vec![42u8; 4096]);
-    let keys: Vec<Key> = (0..args.small)
+    let keys: Arc<[Key]> = (0..args.small)
         .map(|i| Key::new(format!("small/{:03}/{i:06}", i % 100)))
         .collect::<Result<_, _>>()?;
     let label = if fsync { "fsync" } else { "no fsync" };
     let raw_folder = args.dir.join("small-raw");
     for concurrency in CONCURRENCY {
         let raw = raw_small(&raw_folder, args.small, fsync, concurrency)?;
-        let put = ops_per_s(&keys, concurrency, |key| {
-            let body = Body::Bytes(body.clone());
-            let store = &store;
-            async move { store.put(key, body, PutOptions::default()).await.map(drop) }
-        })
+        let context = (store.clone(), keys.clone(), body.clone());
+        let put = ops_per_s(
+            context.clone(),
+            keys.len(),
+            concurrency,
+            |(store, keys, body), i| async move {
+                let body = Body::Bytes(body);
+                store
+                    .put(&keys[i], body, PutOptions::default())
+                    .await
+                    .map(drop)
+            },
+        )
         .await?;
-        let get = ops_per_s(&keys, concurrency, |key| {
-            let store = &store;
-            async move {
-                let bytes = store.get(key, GetOptions::default()).await?.bytes().await?;
+        let get = ops_per_s(
+            context.clone(),
+            keys.len(),
+            concurrency,
+            |(store, keys, _), i| async move {
+                let bytes = store
+                    .get(&keys[i], GetOptions::default())
+                    .await?
+                    .bytes()
+                    .await?;
                 assert_eq!(bytes.len(), 4096);
                 Ok::<(), storage_core::Error>(())
-            }
-        })
+            },
+        )
         .await?;
-        let head = ops_per_s(&keys, concurrency, |key| {
-            let store = &store;
-            async move { store.head(key).await.map(drop) }
-        })
+        let head = ops_per_s(
+            context.clone(),
+            keys.len(),
+            concurrency,
+            |(store, keys, _), i| async move { store.head(&keys[i]).await.map(drop) },
+        )
         .await?;
-        let delete = ops_per_s(&keys, concurrency, |key| {
-            let store = &store;
-            async move { store.delete(key).await.map(drop) }
-        })
+        let delete = ops_per_s(
+            context,
+            keys.len(),
+            concurrency,
+            |(store, keys, _), i| async move { store.delete(&keys[i]).await.map(drop) },
+        )
         .await?;
         let ours = [
             ("put", put),
@@ -403,7 +439,7 @@ async fn object_store_local(
 
     let folder = args.dir.join("object-store");
     std::fs::create_dir_all(&folder)?;
-    let store = LocalFileSystem::new_with_prefix(&folder)?;
+    let store = Arc::new(LocalFileSystem::new_with_prefix(&folder)?);
     let chunk = source_chunk();
     let raw_path = args.dir.join("raw-anchor.bin");
     let location = StorePath::from("bench/large.bin");
@@ -456,34 +492,44 @@ async fn object_store_local(
         return Ok(());
     }
     let body = Bytes::from(vec![42u8; 4096]);
-    let paths: Vec<StorePath> = (0..args.small)
+    let paths: Arc<[StorePath]> = (0..args.small)
         .map(|i| StorePath::from(format!("small/{:03}/{i:06}", i % 100)))
         .collect();
     for concurrency in CONCURRENCY {
-        let put = ops_per_s(&paths, concurrency, |path| {
-            let payload = PutPayload::from(body.clone());
-            let store = &store;
-            async move { store.put(path, payload).await.map(drop) }
-        })
+        let context = (store.clone(), paths.clone(), body.clone());
+        let put = ops_per_s(
+            context.clone(),
+            paths.len(),
+            concurrency,
+            |(store, paths, body), i| async move {
+                store.put(&paths[i], PutPayload::from(body)).await.map(drop)
+            },
+        )
         .await?;
-        let get = ops_per_s(&paths, concurrency, |path| {
-            let store = &store;
-            async move {
-                let bytes = store.get(path).await?.bytes().await?;
+        let get = ops_per_s(
+            context.clone(),
+            paths.len(),
+            concurrency,
+            |(store, paths, _), i| async move {
+                let bytes = store.get(&paths[i]).await?.bytes().await?;
                 assert_eq!(bytes.len(), 4096);
                 Ok::<(), object_store::Error>(())
-            }
-        })
+            },
+        )
         .await?;
-        let head = ops_per_s(&paths, concurrency, |path| {
-            let store = &store;
-            async move { store.head(path).await.map(drop) }
-        })
+        let head = ops_per_s(
+            context.clone(),
+            paths.len(),
+            concurrency,
+            |(store, paths, _), i| async move { store.head(&paths[i]).await.map(drop) },
+        )
         .await?;
-        let delete = ops_per_s(&paths, concurrency, |path| {
-            let store = &store;
-            async move { store.delete(path).await.map(drop) }
-        })
+        let delete = ops_per_s(
+            context,
+            paths.len(),
+            concurrency,
+            |(store, paths, _), i| async move { store.delete(&paths[i]).await.map(drop) },
+        )
         .await?;
         for (op, rate) in [
             ("put", put),
