@@ -17,6 +17,7 @@ use storage_core::{
 };
 use tokio::sync::mpsc;
 
+use crate::buffers::BufferPool;
 use crate::cached::{self, Lookup};
 use crate::config::LocalConfig;
 use crate::error::{from_io, from_join};
@@ -25,12 +26,13 @@ use crate::layout::{self, TEMP_DIR};
 use crate::list::Walker;
 use crate::presign::UrlSigner;
 
-/// Chunk size of streamed reads: large enough that a multi-gigabyte read
-/// is a few thousand system calls, small enough that the chunks in flight
-/// (see [`READ_AHEAD`]) stay a few megabytes.
-const READ_CHUNK: usize = 2 << 20;
+/// Chunk size of streamed reads: large enough that the hand-off of a chunk
+/// to the consumer is a few percent of reading it, small enough that the
+/// recycled buffers stay in the CPU's caches (measured: 1 MiB reads at
+/// 0.85–1.0 of a raw read in 2 MiB pieces, 2 MiB at 0.85, 4 MiB at 0.8).
+const READ_CHUNK: usize = 1 << 20;
 /// Chunks read ahead of the consumer.
-const READ_AHEAD: usize = 2;
+pub(crate) const READ_AHEAD: usize = 4;
 /// Chunks of a streamed put buffered ahead of the writer thread.
 const WRITE_AHEAD: usize = 4;
 /// Files up to this size are read whole, in one system call.
@@ -52,9 +54,10 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 ///   old object or the new one, never part of one.
 /// - Content and metadata (content type, user metadata, etag, CRC-32C) are
 ///   one file, so they are published together.
-/// - Reads stream in 2 MiB chunks read ahead on a blocking thread; small
-///   objects are read in one system call, on the calling task when the
-///   kernel has them cached (see [`LocalConfig::cached_reads`]).
+/// - Reads stream in 1 MiB chunks, read ahead on a blocking thread into
+///   recycled buffers; small objects are read in one system call, on the
+///   calling task when the kernel has them cached (see
+///   [`LocalConfig::cached_reads`]).
 /// - Conditional writes are race-free, across processes too: create-only
 ///   publishes with `link(2)`, which fails if the name exists; replacements
 ///   and deletes hold an exclusive `flock` on the current object.
@@ -524,24 +527,21 @@ fn stream_file(file: File, range: std::ops::Range<u64>, expected_crc: Option<u32
             return;
         }
         let mut remaining = range.end - range.start;
+        let buffer_len = remaining.min(READ_CHUNK as u64) as usize;
+        let pool = BufferPool::new();
         let mut crc = 0u32;
         while remaining > 0 {
-            let want = remaining.min(READ_CHUNK as u64);
-            let mut chunk = Vec::with_capacity(want as usize);
-            let read = (&mut file).take(want).read_to_end(&mut chunk);
-            let item = match read {
-                Ok(0) => Err(Error::new(
-                    ErrorKind::Corruption,
-                    "the object file ended early",
-                )),
-                Ok(n) => {
-                    remaining -= n as u64;
+            let want = remaining.min(READ_CHUNK as u64) as usize;
+            let mut buffer = pool.take(buffer_len);
+            let item = match read_full(&mut file, &mut buffer[..want]) {
+                Ok(()) => {
+                    remaining -= want as u64;
                     if expected_crc.is_some() {
-                        crc = crc32c::crc32c_append(crc, &chunk);
+                        crc = crc32c::crc32c_append(crc, &buffer[..want]);
                     }
-                    Ok(Bytes::from(chunk))
+                    Ok(pool.chunk(buffer, want))
                 }
-                Err(err) => Err(from_io(err)),
+                Err(err) => Err(err),
             };
             let failed = item.is_err();
             if sender.blocking_send(item).is_err() || failed {
@@ -557,6 +557,25 @@ fn stream_file(file: File, range: std::ops::Range<u64>, expected_crc: Option<u32
     Box::pin(stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|item| (item, receiver))
     }))
+}
+
+/// Fills `buffer` from `file`; a file that ends first is `Corruption`.
+fn read_full(file: &mut File, buffer: &mut [u8]) -> Result<()> {
+    let mut done = 0;
+    while done < buffer.len() {
+        match file.read(&mut buffer[done..]) {
+            Ok(0) => {
+                return Err(Error::new(
+                    ErrorKind::Corruption,
+                    "the object file ended early",
+                ));
+            }
+            Ok(read) => done += read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(from_io(err)),
+        }
+    }
+    Ok(())
 }
 
 fn corruption(expected: u32, actual: u32) -> Error {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod buffers;
 mod cached;
 mod config;
 mod error;

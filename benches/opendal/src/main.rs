@@ -12,7 +12,8 @@
 //!   to a raw write (4 MiB writes, then fsync) and a raw read (2 MiB reads)
 //!   of the same bytes in this process, best of four, as MiB/s and as a
 //!   ratio to raw; then `--small` 4 KiB objects written, read, stat'ed and
-//!   deleted one at a time and 16 at a time, as operations per second.
+//!   deleted one at a time and 16 at a time (16 tasks, as `local_bench`),
+//!   as operations per second.
 //! - `s3`: OpenDAL's s3 service: 1,000 objects of 64 KiB, 16 at a time, put
 //!   then get; one 256 MiB streamed put (8 MiB chunks, 4 in flight) and a
 //!   whole-object streamed get; best of three.
@@ -22,6 +23,8 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -193,28 +196,34 @@ async fn local() -> Result<(), Failure> {
         ("delete", [0.0; 2]),
     ];
     for (column, concurrency) in [1usize, CONCURRENCY].into_iter().enumerate() {
+        // `concurrency` tasks, each taking the next name when done with
+        // one: local_bench's harness, and its raw baseline's threads.
         let run = |what: usize| {
-            let op = op.clone();
-            let value = value.clone();
-            let names = names.clone();
+            let (op, value, names) = (op.clone(), value.clone(), Arc::new(names.clone()));
             async move {
+                let next = Arc::new(AtomicUsize::new(0));
                 let start = Instant::now();
-                stream::iter(names)
-                    .map(|name| {
-                        let op = op.clone();
-                        let value = value.clone();
-                        async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..concurrency {
+                    let (op, value, names, next) =
+                        (op.clone(), value.clone(), names.clone(), next.clone());
+                    tasks.spawn(async move {
+                        while let Some(name) = names.get(next.fetch_add(1, Ordering::Relaxed)) {
                             match what {
-                                0 => op.write(&name, value).await.map(drop),
-                                1 => op.read(&name).await.map(drop),
-                                2 => op.stat(&name).await.map(drop),
-                                _ => op.delete(&name).await,
+                                0 => op.write(name, value.clone()).await.map(drop)?,
+                                1 => op.read(name).await.map(drop)?,
+                                2 => op.stat(name).await.map(drop)?,
+                                _ => op.delete(name).await?,
                             }
                         }
-                    })
-                    .buffer_unordered(concurrency)
-                    .try_collect::<Vec<()>>()
-                    .await?;
+                        Ok::<(), opendal::Error>(())
+                    });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    done.map_err(|err| {
+                        opendal::Error::new(opendal::ErrorKind::Unexpected, err.to_string())
+                    })??;
+                }
                 Ok::<Duration, opendal::Error>(start.elapsed())
             }
         };
