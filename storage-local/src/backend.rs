@@ -433,7 +433,7 @@ impl Inner {
         }
         temp.published = true;
         if self.config.fsync {
-            self.sync_parent(path);
+            self.sync_parent(path)?;
         }
         let mut result = PutResult::new(size, Some(meta.etag));
         result.checksum = Some(storage_core::Checksum::Crc32c(crc32c));
@@ -485,16 +485,18 @@ impl Inner {
         }
     }
 
-    /// Makes a rename durable by flushing the folder that holds it.
-    fn sync_parent(&self, path: &Path) {
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let folder = match parent {
-            Some(parent) => self.dir.open_dir(parent),
-            None => self.dir.try_clone(),
-        };
-        if let Ok(folder) = folder {
-            let _ = folder.into_std_file().sync_all();
-        }
+    /// Makes a rename durable by flushing the folder that holds it. The
+    /// folder is opened for reading: a handle that only resolves paths
+    /// (`O_PATH`, which is what `Dir::open_dir` gives) cannot be flushed.
+    fn sync_parent(&self, path: &Path) -> Result<()> {
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut options = OpenOptions::new();
+        options.read(true);
+        let folder = self.dir.open_with(folder, &options).map_err(from_io)?;
+        folder.into_std().sync_all().map_err(from_io)
     }
 
     /// Removes the now-empty folders above `path`, deepest first, so that
@@ -858,7 +860,7 @@ impl Storage for LocalStorage {
             })?;
             if !same {
                 if inner.config.fsync {
-                    inner.sync_parent(&target);
+                    inner.sync_parent(&target)?;
                 }
                 inner.prune_empty_parents(&source);
             }
@@ -901,5 +903,27 @@ fn resolve(options: &GetOptions, size: u64) -> Result<std::ops::Range<u64>> {
     match options.range {
         Some(range) => range.resolve(size),
         None => Ok(0..size),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail by panicking.
+mod tests {
+    use super::*;
+
+    /// A rename is durable only once its folder is flushed; the folder
+    /// handle must allow that (an `O_PATH` one fails with `EBADF`, which
+    /// went unnoticed while the result was ignored).
+    #[test]
+    fn the_folders_of_objects_can_be_flushed() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = LocalStorage::new(folder.path()).unwrap();
+        for key in ["top", "nested/deeper/object"] {
+            let path = layout::object_path(&Key::new(key).unwrap());
+            if let Some(parent) = path.parent() {
+                store.inner.dir.create_dir_all(parent).unwrap();
+            }
+            store.inner.sync_parent(&path).unwrap();
+        }
     }
 }
