@@ -51,7 +51,8 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 ///   can reach outside it.
 /// - Writes go to a temporary file in the same file system, are flushed
 ///   (`fsync`) and then renamed into place: a reader or a crash sees the
-///   old object or the new one, never part of one.
+///   old object or the new one, never part of one. The folder is flushed
+///   after the rename, so a returned put survives a power loss.
 /// - Content and metadata (content type, user metadata, etag, CRC-32C) are
 ///   one file, so they are published together.
 /// - Reads stream in 1 MiB chunks, read ahead on a blocking thread into
@@ -96,6 +97,12 @@ struct Written {
     temp: TempFile,
     size: u64,
     crc32c: u32,
+}
+
+/// The folder an object file lives in, open, and the file's name in it.
+struct ObjectSlot<'p> {
+    folder: Dir,
+    name: &'p std::ffi::OsStr,
 }
 
 impl LocalStorage {
@@ -359,22 +366,64 @@ impl Inner {
         StoredMeta::read_from(file, len)
     }
 
-    /// Runs `work` while holding an exclusive lock on the object currently
-    /// at `path` (if any), so that replacements and deletes of one key are
-    /// serialised across threads and processes. `work` gets the locked file.
+    /// Opens the folder of the object file at `path` for reading (so it can
+    /// be flushed), creating it if missing when `create`; `None` if it is
+    /// missing otherwise. Operations on the file then resolve one name.
+    fn open_slot<'p>(&self, path: &'p Path, create: bool) -> Result<Option<ObjectSlot<'p>>> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::new(ErrorKind::Other, "an object path without a file name"))?;
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut options = OpenOptions::new();
+        options.read(true);
+        let open = || {
+            self.dir.open_with(folder, &options).map(|file| {
+                Some(ObjectSlot {
+                    folder: Dir::from_std_file(file.into_std()),
+                    name,
+                })
+            })
+        };
+        match open() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound && create => {
+                self.dir.create_dir_all(folder).map_err(from_io)?;
+                open().map_err(from_io)
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            other => other.map_err(from_io),
+        }
+    }
+
+    /// Runs `work` while holding an exclusive lock on the object file
+    /// currently in `slot` (if any), so that replacements and deletes of
+    /// one key are serialised across threads and processes. `work` gets
+    /// the locked file.
     fn with_object_lock<T>(
-        &self,
-        path: &Path,
+        slot: &ObjectSlot<'_>,
         work: impl FnOnce(Option<&File>) -> Result<T>,
     ) -> Result<T> {
         loop {
-            let Some(file) = self.open_object(path)? else {
-                return work(None);
+            let file = match slot.folder.open(slot.name) {
+                Ok(file) => file.into_std(),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return work(None),
+                // A directory of that name means "no object" (only
+                // reachable through files this backend did not write).
+                Err(err) if err.kind() == io::ErrorKind::IsADirectory => return work(None),
+                Err(err) => return Err(from_io(err)),
             };
             file.lock().map_err(from_io)?;
             // The name may have moved to a newer file while we waited.
             let locked = file.metadata().map_err(from_io)?;
-            match self.dir.metadata(path) {
+            // One `fstatat` for one name; a symlink (a foreign file) is
+            // compared by what it points to, as it was opened.
+            let current = match slot.folder.symlink_metadata(slot.name) {
+                Ok(meta) if meta.is_symlink() => slot.folder.metadata(slot.name),
+                other => other,
+            };
+            match current {
                 Ok(current)
                     if current.ino() == std::os::unix::fs::MetadataExt::ino(&locked)
                         && current.dev() == std::os::unix::fs::MetadataExt::dev(&locked) =>
@@ -409,31 +458,68 @@ impl Inner {
         if self.config.fsync {
             temp.file.sync_all().map_err(from_io)?;
         }
-        match options.mode {
-            WriteMode::CreateNew => self.link_new(&temp.path, path)?,
-            WriteMode::Overwrite => {
-                self.with_object_lock(path, |_| self.rename_into(&temp.path, path))?
-            }
-            WriteMode::UpdateIfMatch(expected) => self.with_object_lock(path, |current| {
-                let Some(current) = current else {
-                    return Err(Error::new(
-                        ErrorKind::PreconditionFailed,
-                        "no object exists at this key to update",
-                    ));
-                };
-                if Self::read_meta(current)?.etag != expected {
-                    return Err(Error::new(
-                        ErrorKind::PreconditionFailed,
-                        "the object's etag does not match",
-                    ));
+        let mut attempt = 0;
+        let slot = loop {
+            let slot = self.open_slot(path, true)?.ok_or_else(not_found)?;
+            // Moves the temporary file into the slot; `false` if the folder
+            // was removed meanwhile (a concurrent delete pruned it).
+            let place = |result: io::Result<()>| match result {
+                Ok(()) => Ok(true),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(err) => Err(from_io(err)),
+            };
+            let rename = || place(self.dir.rename(&temp.path, &slot.folder, slot.name));
+            let placed = match &options.mode {
+                WriteMode::CreateNew => {
+                    // link(2) fails atomically on an existing name, so of
+                    // racing writers one wins.
+                    match self.dir.hard_link(&temp.path, &slot.folder, slot.name) {
+                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                            return Err(Error::new(
+                                ErrorKind::AlreadyExists,
+                                "an object already exists at this key",
+                            ));
+                        }
+                        linked => place(linked)?,
+                    }
                 }
-                self.rename_into(&temp.path, path)
-            })?,
-            _ => return Err(Error::unsupported("this write mode")),
+                WriteMode::Overwrite => Self::with_object_lock(&slot, |_| rename())?,
+                WriteMode::UpdateIfMatch(expected) => Self::with_object_lock(&slot, |current| {
+                    let Some(current) = current else {
+                        return Err(Error::new(
+                            ErrorKind::PreconditionFailed,
+                            "no object exists at this key to update",
+                        ));
+                    };
+                    if &Self::read_meta(current)?.etag != expected {
+                        return Err(Error::new(
+                            ErrorKind::PreconditionFailed,
+                            "the object's etag does not match",
+                        ));
+                    }
+                    rename()
+                })?,
+                _ => return Err(Error::unsupported("this write mode")),
+            };
+            if placed {
+                break slot;
+            }
+            attempt += 1;
+            if attempt >= PUBLISH_ATTEMPTS {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the object's folder was removed by concurrent deletes on every attempt",
+                )
+                .with_retryable(true));
+            }
+        };
+        if options.mode == WriteMode::CreateNew {
+            // The object is linked; the temporary name is left to remove.
+            let _ = self.dir.remove_file(&temp.path);
         }
         temp.published = true;
-        if self.config.fsync {
-            self.sync_parent(path)?;
+        if self.config.fsync && self.config.fsync_folder {
+            slot.folder.into_std_file().sync_all().map_err(from_io)?;
         }
         let mut result = PutResult::new(size, Some(meta.etag));
         result.checksum = Some(storage_core::Checksum::Crc32c(crc32c));
@@ -450,33 +536,6 @@ impl Inner {
             }
             match self.dir.rename(from, &self.dir, to) {
                 Ok(()) => return Ok(()),
-                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < PUBLISH_ATTEMPTS => {
-                    attempt += 1;
-                }
-                Err(err) => return Err(from_io(err)),
-            }
-        }
-    }
-
-    /// Publishes `from` at `to` only if nothing is there: `link(2)` fails
-    /// atomically on an existing name, so of racing writers one wins.
-    fn link_new(&self, from: &Path, to: &Path) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
-                self.dir.create_dir_all(parent).map_err(from_io)?;
-            }
-            match self.dir.hard_link(from, &self.dir, to) {
-                Ok(()) => {
-                    let _ = self.dir.remove_file(from);
-                    return Ok(());
-                }
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(Error::new(
-                        ErrorKind::AlreadyExists,
-                        "an object already exists at this key",
-                    ));
-                }
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < PUBLISH_ATTEMPTS => {
                     attempt += 1;
                 }
@@ -765,16 +824,20 @@ impl Storage for LocalStorage {
         let ctx = self.ctx(Operation::Delete, key);
         let path = layout::object_path(key);
         self.blocking(move |inner| {
-            let removed = inner.with_object_lock(&path, |current| {
+            let Some(slot) = inner.open_slot(&path, false)? else {
+                return Ok(false);
+            };
+            let removed = Inner::with_object_lock(&slot, |current| {
                 if current.is_none() {
                     return Ok(false);
                 }
-                match inner.dir.remove_file(&path) {
+                match slot.folder.remove_file(slot.name) {
                     Ok(()) => Ok(true),
                     Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
                     Err(err) => Err(from_io(err)),
                 }
             })?;
+            drop(slot);
             if removed {
                 inner.prune_empty_parents(&path);
             }
@@ -846,7 +909,10 @@ impl Storage for LocalStorage {
         let target = layout::object_path(to);
         let same = from == to;
         self.blocking(move |inner| {
-            inner.with_object_lock(&source, |current| {
+            let slot = inner
+                .open_slot(&source, false)?
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, "no object at the source key"))?;
+            Inner::with_object_lock(&slot, |current| {
                 if current.is_none() {
                     return Err(Error::new(
                         ErrorKind::NotFound,
@@ -859,7 +925,7 @@ impl Storage for LocalStorage {
                 inner.rename_into(&source, &target)
             })?;
             if !same {
-                if inner.config.fsync {
+                if inner.config.fsync && inner.config.fsync_folder {
                     inner.sync_parent(&target)?;
                 }
                 inner.prune_empty_parents(&source);

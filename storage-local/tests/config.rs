@@ -73,3 +73,18 @@ fn the_local_type_registers_itself_through_inventory() {
         "{types:?}"
     );
 }
+
+#[test]
+fn durability_and_read_settings_are_read_from_the_table() {
+    let text = "[providers.files]\ntype = \"local\"\nroot = \"data\"\n\
+                fsync_folder = false\ncached_reads = false\n";
+    let config = Config::parse("storage.toml", text).unwrap();
+    let local = config
+        .with_provider("files", storage_local::config_from)
+        .unwrap();
+    assert!(local.fsync, "fsync stays on by default");
+    assert!(!local.fsync_folder);
+    assert!(!local.cached_reads);
+    let defaults = storage_local::LocalConfig::new("data");
+    assert!(defaults.fsync && defaults.fsync_folder && defaults.cached_reads);
+}
