@@ -14,10 +14,11 @@
 //!   best of each is compared (`BENCH_VERBOSE=1` prints every round).
 //! - Small objects: `--small` objects of 4 KiB (default 2000) put, get,
 //!   head and delete one at a time and 16 at a time (16 tasks, each taking
-//!   the next key when done), as operations per second, with fsync on (the
-//!   default) and off, each next to plain files of the same names written,
-//!   read, stat'ed and removed with plain system calls (on as many
-//!   threads).
+//!   the next key when done), as operations per second, at three
+//!   durability settings (file and folder flushed, our default; the file
+//!   only, as OpenDAL; nothing, as object_store), each next to plain files
+//!   of the same names written (and flushed alike), read, stat'ed and
+//!   removed with plain system calls (on as many threads).
 //! - The same large and small workloads through object_store's
 //!   `LocalFileSystem` on the same disk, as an anchor. It never fsyncs, so
 //!   its rows compare with ours without fsync (and its large put with a raw
@@ -286,25 +287,47 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
     Ok(())
 }
 
+/// How much of a put is flushed before it returns: the store's setting and
+/// the raw baseline's calls, alike.
+#[derive(Clone, Copy, PartialEq)]
+enum Durability {
+    /// The file and its folder (`fsync` and `fsync_folder`, our default):
+    /// the new name survives a power loss too.
+    FileAndFolder,
+    /// The file only (`fsync_folder = false`): OpenDAL's fs service.
+    File,
+    /// Nothing (`fsync = false`): object_store's LocalFileSystem.
+    Nothing,
+}
+
+impl Durability {
+    fn label(self) -> &'static str {
+        match self {
+            Durability::FileAndFolder => "fsync file + folder",
+            Durability::File => "fsync file only",
+            Durability::Nothing => "no fsync",
+        }
+    }
+}
+
 async fn small(
     args: &Args,
-    fsync: bool,
+    durability: Durability,
     rows: &mut Vec<Row>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let folder = args.dir.join(if fsync {
-        "small-fsync"
-    } else {
-        "small-nofsync"
-    });
-    let store = LocalStorage::open(LocalConfig::new(&folder).with_fsync(fsync))?;
+    let folder = args.dir.join("small");
+    let config = LocalConfig::new(&folder)
+        .with_fsync(durability != Durability::Nothing)
+        .with_fsync_folder(durability == Durability::FileAndFolder);
+    let store = LocalStorage::open(config)?;
     let body = Bytes::from(vec![42u8; 4096]);
     let keys: Arc<[Key]> = (0..args.small)
         .map(|i| Key::new(format!("small/{:03}/{i:06}", i % 100)))
         .collect::<Result<_, _>>()?;
-    let label = if fsync { "fsync" } else { "no fsync" };
+    let label = durability.label();
     let raw_folder = args.dir.join("small-raw");
     for concurrency in CONCURRENCY {
-        let raw = raw_small(&raw_folder, args.small, fsync, concurrency)?;
+        let raw = raw_small(&raw_folder, args.small, durability, concurrency)?;
         let context = (store.clone(), keys.clone(), body.clone());
         let put = ops_per_s(
             context.clone(),
@@ -348,23 +371,48 @@ async fn small(
             |(store, keys, _), i| async move { store.delete(&keys[i]).await.map(drop) },
         )
         .await?;
-        let ours = [
-            ("put", put),
-            ("get", get),
-            ("head", head),
-            ("delete", delete),
-        ];
-        for ((op, rate), raw) in ours.into_iter().zip(raw) {
+        let at = at_a_time(concurrency);
+        let mut row = |name: String, value: f64, ratio: String| {
             rows.push(Row {
-                name: format!("raw 4 KiB {op} ({label}), {}", at_a_time(concurrency)),
-                value: format!("{raw:.0} ops/s"),
-                ratio: "1.00".to_owned(),
-            });
-            rows.push(Row {
-                name: format!("4 KiB {op} ({label}), {}", at_a_time(concurrency)),
-                value: format!("{rate:.0} ops/s"),
-                ratio: format!("{:.2} of raw", rate / raw),
-            });
+                name,
+                value: format!("{value:.0} ops/s"),
+                ratio,
+            })
+        };
+        row(
+            format!("raw 4 KiB put ({label}), {at}"),
+            raw.put,
+            "1.00".into(),
+        );
+        row(
+            format!("raw 4 KiB atomic put: temp, rename ({label}), {at}"),
+            raw.atomic_put,
+            format!("{:.2} of raw put", raw.atomic_put / raw.put),
+        );
+        row(
+            format!("4 KiB put ({label}), {at}"),
+            put,
+            format!(
+                "{:.2} of raw put, {:.2} of raw atomic put",
+                put / raw.put,
+                put / raw.atomic_put
+            ),
+        );
+        for (op, rate, raw) in [
+            ("get", get, raw.get),
+            ("head", head, raw.head),
+            ("delete", delete, raw.delete),
+        ] {
+            row(
+                format!("raw 4 KiB {op} ({label}), {at}"),
+                raw,
+                "1.00".into(),
+            );
+            row(
+                format!("4 KiB {op} ({label}), {at}"),
+                rate,
+                format!("{:.2} of raw", rate / raw),
+            );
         }
     }
     std::fs::remove_dir_all(&folder)?;
@@ -372,14 +420,15 @@ async fn small(
 }
 
 /// The physical limit for small objects: plain files of the same names,
-/// written (then fsynced if `fsync`), read, stat'ed and removed with plain
-/// system calls, on `concurrency` threads; operations per second of each.
+/// written (then flushed as `durability` says), read, stat'ed and removed
+/// with plain system calls, on `concurrency` threads; operations per
+/// second of each.
 fn raw_small(
     folder: &Path,
     count: usize,
-    fsync: bool,
+    durability: Durability,
     concurrency: usize,
-) -> std::io::Result<[f64; 4]> {
+) -> std::io::Result<RawSmall> {
     let paths: Vec<PathBuf> = (0..count)
         .map(|i| folder.join(format!("small/{:03}/{i:06}", i % 100)))
         .collect();
@@ -408,8 +457,13 @@ fn raw_small(
     let put = phase(&|path| {
         let mut file = std::fs::File::create(path)?;
         file.write_all(&body)?;
-        if fsync {
+        if durability != Durability::Nothing {
             file.sync_all()?;
+        }
+        if durability == Durability::FileAndFolder
+            && let Some(parent) = path.parent()
+        {
+            std::fs::File::open(parent)?.sync_all()?;
         }
         Ok(())
     })?;
@@ -424,8 +478,42 @@ fn raw_small(
     })?;
     let head = phase(&|path| std::fs::metadata(path).map(drop))?;
     let delete = phase(&|path| std::fs::remove_file(path))?;
+    // What an atomic put needs at the least: a temporary file beside the
+    // target, flushed, renamed over it, and the folder flushed after the
+    // rename (a second journal commit on ext4, where the plain put's
+    // folder flush finds nothing left to commit).
+    let atomic_put = phase(&|path| {
+        let temp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(&body)?;
+        if durability != Durability::Nothing {
+            file.sync_all()?;
+        }
+        std::fs::rename(&temp, path)?;
+        if durability == Durability::FileAndFolder
+            && let Some(parent) = path.parent()
+        {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    })?;
     std::fs::remove_dir_all(folder)?;
-    Ok([put, get, head, delete])
+    Ok(RawSmall {
+        put,
+        atomic_put,
+        get,
+        head,
+        delete,
+    })
+}
+
+/// Operations per second of plain files (see [`raw_small`]).
+struct RawSmall {
+    put: f64,
+    atomic_put: f64,
+    get: f64,
+    head: f64,
+    delete: f64,
 }
 
 /// The anchor: object_store's `LocalFileSystem`, the same workloads.
@@ -560,8 +648,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     large(&args, &mut rows).await?;
     if !args.large_only {
-        small(&args, true, &mut rows).await?;
-        small(&args, false, &mut rows).await?;
+        for durability in [
+            Durability::FileAndFolder,
+            Durability::File,
+            Durability::Nothing,
+        ] {
+            small(&args, durability, &mut rows).await?;
+        }
     }
     object_store_local(&args, &mut rows).await?;
     println!("| measurement | result | ratio |");
