@@ -9,6 +9,13 @@ use storage_core::{ErrorKind, GetOptions, Key, MemoryStorage, PutOptions, Storag
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
+/// Tests that emit audit events take turns. `tracing` caches, per event
+/// site, whether anyone listens, computed when the site is first hit; a
+/// site first hit on another test's thread while a test installs its
+/// subscriber can keep a stale "nobody" and that test then misses events
+/// (seen once in CI: one audit event of four captured).
+static AUDIT_EVENTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_known_workload_gives_the_right_counts_bytes_and_errors() {
     let metrics = Metrics::new(MemoryStorage::new());
@@ -88,6 +95,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
 
 #[tokio::test]
 async fn every_operation_is_one_audit_event_with_its_caller_and_outcome() {
+    let _turn = AUDIT_EVENTS.lock().await;
     let captured = Captured::default();
     let subscriber = tracing_subscriber::registry().with(captured.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -126,6 +134,7 @@ async fn every_operation_is_one_audit_event_with_its_caller_and_outcome() {
 
 #[tokio::test]
 async fn stack_puts_audit_and_metrics_around_everything_by_default() {
+    let _turn = AUDIT_EVENTS.lock().await;
     let stacked = stack(Arc::new(MemoryStorage::new()), &LayersConfig::default());
     let recorder = stacked.metrics.expect("metrics on by default");
     stacked
@@ -317,6 +326,7 @@ impl Storage for SickBucket {
 
 #[tokio::test]
 async fn every_layer_passes_the_backends_own_health_probe_through() {
+    let _turn = AUDIT_EVENTS.lock().await;
     let mut config = LayersConfig::default();
     config.timeout = Some(storage_core::layers::TimeoutConfig::default());
     config.retry = Some(storage_core::layers::RetryConfig::default());
