@@ -178,9 +178,10 @@ impl LocalStorage {
         self.inner.signer.as_ref()
     }
 
-    fn ctx(&self, operation: Operation, key: &Key) -> impl Fn(Error) -> Error + '_ {
-        let key = key.as_str().to_owned();
-        move |err| err.context(operation, &self.inner.config.name, Some(&key))
+    /// Adds the provider, `operation` and `key` to an error (borrowing:
+    /// nothing is allocated unless there is an error).
+    fn ctx<'a>(&'a self, operation: Operation, key: &'a Key) -> impl Fn(Error) -> Error + 'a {
+        move |err| err.context(operation, &self.inner.config.name, Some(key.as_str()))
     }
 
     /// Runs blocking file-system work off the async threads.
