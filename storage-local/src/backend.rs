@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cap_std::ambient_authority;
@@ -22,7 +22,7 @@ use crate::cached::{self, Lookup};
 use crate::config::LocalConfig;
 use crate::error::{from_io, from_join};
 use crate::format::{StoredMeta, now_ms, read_exact_at};
-use crate::layout::{self, TEMP_DIR};
+use crate::layout;
 use crate::list::Walker;
 use crate::presign::UrlSigner;
 
@@ -40,8 +40,6 @@ const SMALL_FILE: u64 = 256 * 1024;
 /// How often a write retries when a concurrent delete removed the folder
 /// it was about to publish into.
 const PUBLISH_ATTEMPTS: usize = 16;
-/// Temporary files untouched for this long are left over from a crash.
-const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 /// Objects in a local folder: the embedded default backend.
 ///
@@ -49,7 +47,7 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 ///   layout); every file operation goes through a capability handle of the
 ///   root (`cap-std`), so neither a key nor a symlink planted in the folder
 ///   can reach outside it.
-/// - Writes go to a temporary file in the same file system, are flushed
+/// - Writes go to a temporary file beside the object, are flushed
 ///   (`fsync`) and then renamed into place: a reader or a crash sees the
 ///   old object or the new one, never part of one. The folder is flushed
 ///   after the rename, so a returned put survives a power loss.
@@ -76,10 +74,11 @@ struct Inner {
     signer: Option<UrlSigner>,
 }
 
-/// A temporary file that removes itself unless published.
+/// A temporary file in the folder its object will be published in, which
+/// removes itself unless published.
 struct TempFile {
-    inner: Arc<Inner>,
-    path: PathBuf,
+    slot: ObjectSlot,
+    name: String,
     file: File,
     published: bool,
 }
@@ -87,7 +86,7 @@ struct TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.published {
-            let _ = self.inner.dir.remove_file(&self.path);
+            let _ = self.slot.folder.remove_file(&self.name);
         }
     }
 }
@@ -99,10 +98,12 @@ struct Written {
     crc32c: u32,
 }
 
-/// The folder an object file lives in, open, and the file's name in it.
-struct ObjectSlot<'p> {
+/// The folder an object file lives in, open for reading (so it can be
+/// flushed), and the file's name in it: operations on the file resolve
+/// one name, not the whole path.
+struct ObjectSlot {
     folder: Dir,
-    name: &'p std::ffi::OsStr,
+    name: std::ffi::OsString,
 }
 
 impl LocalStorage {
@@ -116,7 +117,7 @@ impl LocalStorage {
     ///
     /// Fails with `InvalidConfig` if the root cannot be created or opened,
     /// or if presigning is half configured (a public URL without a secret,
-    /// or the reverse). Removes temporary files left by a crash.
+    /// or the reverse).
     pub fn open(config: LocalConfig) -> Result<Self> {
         let name = config.name.clone();
         let fail = |err: Error| err.context(Operation::Open, &name, None);
@@ -134,7 +135,12 @@ impl LocalStorage {
         }
         let dir = Dir::open_ambient_dir(&config.root, ambient_authority())
             .map_err(|err| root_error("open", err))?;
-        dir.create_dir_all(TEMP_DIR)
+        // Fail now, not at the first put, if the folder is not writable.
+        let probe = layout::temp_name();
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        dir.open_with(&probe, &options)
+            .and_then(|_| dir.remove_file(&probe))
             .map_err(|err| root_error("write to", err))?;
         let signer = match (&config.public_url, &config.signing_secret) {
             (Some(url), Some(secret)) => {
@@ -159,7 +165,6 @@ impl LocalStorage {
             dir,
             signer,
         });
-        inner.sweep_stale_temp_files();
         Ok(Self { inner })
     }
 
@@ -198,13 +203,13 @@ impl LocalStorage {
 
     /// Streams `body` into a temporary file on a blocking thread, with a
     /// few chunks of buffering; memory stays flat whatever the size.
-    async fn write_stream(&self, body: ByteStream) -> Result<Written> {
+    async fn write_stream(&self, body: ByteStream, path: PathBuf) -> Result<Written> {
         let (sender, mut receiver) = mpsc::channel::<Bytes>(WRITE_AHEAD);
         let inner = self.inner.clone();
         // The writer thread only writes; the checksum is computed here, on
         // the async side, so hashing and writing overlap on two cores.
         let writer = tokio::task::spawn_blocking(move || -> Result<TempFile> {
-            let mut temp = inner.create_temp()?;
+            let mut temp = inner.create_temp(&path)?;
             while let Some(chunk) = receiver.blocking_recv() {
                 temp.file.write_all(&chunk).map_err(from_io)?;
             }
@@ -247,48 +252,33 @@ impl LocalStorage {
 }
 
 impl Inner {
-    fn create_temp(self: &Arc<Self>) -> Result<TempFile> {
+    /// Creates a temporary file in the folder of the object file at
+    /// `path`, creating the folder if needed.
+    fn create_temp(&self, path: &Path) -> Result<TempFile> {
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
+        let mut attempt = 0;
         loop {
-            let path = Path::new(TEMP_DIR).join(format!("{:016x}.tmp", fastrand::u64(..)));
-            match self.dir.open_with(&path, &options) {
+            let slot = self.open_slot(path, true)?.ok_or_else(not_found)?;
+            let name = layout::temp_name();
+            match slot.folder.open_with(&name, &options) {
                 Ok(file) => {
+                    // From here the folder holds a file, so a concurrent
+                    // delete cannot prune it before the rename.
                     return Ok(TempFile {
-                        inner: self.clone(),
-                        path,
+                        slot,
+                        name,
                         file: file.into_std(),
                         published: false,
                     });
                 }
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                    // Someone removed the temporary folder: recreate it.
-                    self.dir.create_dir_all(TEMP_DIR).map_err(from_io)?;
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                // The folder was pruned by a concurrent delete between
+                // opening and creating: open (and create) it again.
+                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < PUBLISH_ATTEMPTS => {
+                    attempt += 1;
                 }
                 Err(err) => return Err(from_io(err)),
-            }
-        }
-    }
-
-    fn sweep_stale_temp_files(&self) {
-        let Ok(entries) = self.dir.read_dir(TEMP_DIR) else {
-            return;
-        };
-        let now = SystemTime::now();
-        for entry in entries.flatten() {
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .map(|modified| {
-                    now.duration_since(modified.into_std()).unwrap_or_default() > STALE_TEMP
-                })
-                .unwrap_or(false);
-            if stale {
-                let path = Path::new(TEMP_DIR).join(entry.file_name());
-                if self.dir.remove_file(&path).is_ok() {
-                    tracing::debug!(provider = %self.config.name, "removed a temporary file left by a crash");
-                }
             }
         }
     }
@@ -370,7 +360,7 @@ impl Inner {
     /// Opens the folder of the object file at `path` for reading (so it can
     /// be flushed), creating it if missing when `create`; `None` if it is
     /// missing otherwise. Operations on the file then resolve one name.
-    fn open_slot<'p>(&self, path: &'p Path, create: bool) -> Result<Option<ObjectSlot<'p>>> {
+    fn open_slot(&self, path: &Path, create: bool) -> Result<Option<ObjectSlot>> {
         let name = path
             .file_name()
             .ok_or_else(|| Error::new(ErrorKind::Other, "an object path without a file name"))?;
@@ -384,7 +374,7 @@ impl Inner {
             self.dir.open_with(folder, &options).map(|file| {
                 Some(ObjectSlot {
                     folder: Dir::from_std_file(file.into_std()),
-                    name,
+                    name: name.to_owned(),
                 })
             })
         };
@@ -403,11 +393,11 @@ impl Inner {
     /// one key are serialised across threads and processes. `work` gets
     /// the locked file.
     fn with_object_lock<T>(
-        slot: &ObjectSlot<'_>,
+        slot: &ObjectSlot,
         work: impl FnOnce(Option<&File>) -> Result<T>,
     ) -> Result<T> {
         loop {
-            let file = match slot.folder.open(slot.name) {
+            let file = match slot.folder.open(&slot.name) {
                 Ok(file) => file.into_std(),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => return work(None),
                 // A directory of that name means "no object" (only
@@ -420,8 +410,8 @@ impl Inner {
             let locked = file.metadata().map_err(from_io)?;
             // One `fstatat` for one name; a symlink (a foreign file) is
             // compared by what it points to, as it was opened.
-            let current = match slot.folder.symlink_metadata(slot.name) {
-                Ok(meta) if meta.is_symlink() => slot.folder.metadata(slot.name),
+            let current = match slot.folder.symlink_metadata(&slot.name) {
+                Ok(meta) if meta.is_symlink() => slot.folder.metadata(&slot.name),
                 other => other,
             };
             match current {
@@ -438,9 +428,10 @@ impl Inner {
         }
     }
 
-    /// Appends the metadata, flushes, and publishes the temporary file at
-    /// `path` as `mode` allows.
-    fn publish(&self, written: Written, path: &Path, options: PutOptions) -> Result<PutResult> {
+    /// Appends the metadata, flushes, and publishes the temporary file
+    /// under its object's name as `mode` allows: a rename (or, for
+    /// create-only, a link) within the folder.
+    fn publish(&self, written: Written, options: PutOptions) -> Result<PutResult> {
         let Written {
             mut temp,
             size,
@@ -459,33 +450,35 @@ impl Inner {
         if self.config.fsync {
             temp.file.sync_all().map_err(from_io)?;
         }
-        let mut attempt = 0;
-        let slot = loop {
-            let slot = self.open_slot(path, true)?.ok_or_else(not_found)?;
-            // Moves the temporary file into the slot; `false` if the folder
-            // was removed meanwhile (a concurrent delete pruned it).
-            let place = |result: io::Result<()>| match result {
-                Ok(()) => Ok(true),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
-                Err(err) => Err(from_io(err)),
-            };
-            let rename = || place(self.dir.rename(&temp.path, &slot.folder, slot.name));
-            let placed = match &options.mode {
-                WriteMode::CreateNew => {
-                    // link(2) fails atomically on an existing name, so of
-                    // racing writers one wins.
-                    match self.dir.hard_link(&temp.path, &slot.folder, slot.name) {
-                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                            return Err(Error::new(
-                                ErrorKind::AlreadyExists,
-                                "an object already exists at this key",
-                            ));
-                        }
-                        linked => place(linked)?,
+        let slot = &temp.slot;
+        let rename = || {
+            slot.folder
+                .rename(&temp.name, &slot.folder, &slot.name)
+                .map_err(from_io)
+        };
+        match &options.mode {
+            WriteMode::CreateNew => {
+                // link(2) fails atomically on an existing name, so of
+                // racing writers one wins.
+                match slot.folder.hard_link(&temp.name, &slot.folder, &slot.name) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                        return Err(Error::new(
+                            ErrorKind::AlreadyExists,
+                            "an object already exists at this key",
+                        ));
                     }
+                    Err(err) => return Err(from_io(err)),
                 }
-                WriteMode::Overwrite => Self::with_object_lock(&slot, |_| rename())?,
-                WriteMode::UpdateIfMatch(expected) => Self::with_object_lock(&slot, |current| {
+                // The object is linked; the temporary name is left to
+                // remove (dropping `temp` does).
+            }
+            WriteMode::Overwrite => {
+                Self::with_object_lock(slot, |_| rename())?;
+                temp.published = true;
+            }
+            WriteMode::UpdateIfMatch(expected) => {
+                Self::with_object_lock(slot, |current| {
                     let Some(current) = current else {
                         return Err(Error::new(
                             ErrorKind::PreconditionFailed,
@@ -499,28 +492,13 @@ impl Inner {
                         ));
                     }
                     rename()
-                })?,
-                _ => return Err(Error::unsupported("this write mode")),
-            };
-            if placed {
-                break slot;
+                })?;
+                temp.published = true;
             }
-            attempt += 1;
-            if attempt >= PUBLISH_ATTEMPTS {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    "the object's folder was removed by concurrent deletes on every attempt",
-                )
-                .with_retryable(true));
-            }
-        };
-        if options.mode == WriteMode::CreateNew {
-            // The object is linked; the temporary name is left to remove.
-            let _ = self.dir.remove_file(&temp.path);
+            _ => return Err(Error::unsupported("this write mode")),
         }
-        temp.published = true;
         if self.config.fsync && self.config.fsync_folder {
-            slot.folder.into_std_file().sync_all().map_err(from_io)?;
+            rustix::fs::fsync(&temp.slot.folder).map_err(|err| from_io(err.into()))?;
         }
         let mut result = PutResult::new(size, Some(meta.etag));
         result.checksum = Some(storage_core::Checksum::Crc32c(crc32c));
@@ -716,20 +694,23 @@ impl Storage for LocalStorage {
         match body {
             Body::Bytes(bytes) => self
                 .blocking(move |inner| {
-                    let mut temp = inner.create_temp()?;
+                    let mut temp = inner.create_temp(&path)?;
                     temp.file.write_all(&bytes).map_err(from_io)?;
                     let written = Written {
                         temp,
                         size: bytes.len() as u64,
                         crc32c: crc32c::crc32c(&bytes),
                     };
-                    inner.publish(written, &path, options)
+                    inner.publish(written, options)
                 })
                 .await
                 .map_err(&ctx),
             body => {
-                let written = self.write_stream(body.into_stream()).await.map_err(&ctx)?;
-                self.blocking(move |inner| inner.publish(written, &path, options))
+                let written = self
+                    .write_stream(body.into_stream(), path)
+                    .await
+                    .map_err(&ctx)?;
+                self.blocking(move |inner| inner.publish(written, options))
                     .await
                     .map_err(&ctx)
             }
@@ -832,7 +813,7 @@ impl Storage for LocalStorage {
                 if current.is_none() {
                     return Ok(false);
                 }
-                match slot.folder.remove_file(slot.name) {
+                match slot.folder.remove_file(&slot.name) {
                     Ok(()) => Ok(true),
                     Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
                     Err(err) => Err(from_io(err)),
@@ -879,7 +860,7 @@ impl Storage for LocalStorage {
                 .open_object(&source)?
                 .ok_or_else(|| Error::new(ErrorKind::NotFound, "no object at the source key"))?;
             let meta = Inner::read_meta(&file)?;
-            let mut temp = inner.create_temp()?;
+            let mut temp = inner.create_temp(&target)?;
             // std::io::copy uses copy_file_range(2): no bytes pass through
             // user space, and reflinks where the file system has them.
             let copied = io::copy(&mut (&file).take(meta.size), &mut temp.file).map_err(from_io)?;
@@ -898,7 +879,7 @@ impl Storage for LocalStorage {
                 size: meta.size,
                 crc32c: meta.crc32c,
             };
-            inner.publish(written, &target, options)
+            inner.publish(written, options)
         })
         .await
         .map_err(ctx)

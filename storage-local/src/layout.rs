@@ -9,12 +9,12 @@
 //! | `seg`      | a directory: keys continuing with `seg/`        |
 //! | `seg~`     | the object whose key ends with `seg`            |
 //! | `piece~+`  | a long segment, continued inside this directory |
-//! | `~tmp/`    | temporary files of writes in flight             |
+//! | `*.~tmp`   | a write in flight, beside the object it will be |
 //!
 //! A segment is written with `%` and `~` percent-escaped, so an escaped
 //! segment never contains `~` and can never be mistaken for an object
-//! file, a continuation or the temporary folder, whatever the key says
-//! (`a~`, `x.meta`, `~tmp` are ordinary keys). Segments whose escaped form
+//! file, a continuation or a temporary file, whatever the key says
+//! (`a~`, `x.meta`, `a.~tmp` are ordinary keys). Segments whose escaped form
 //! is longer than [`MAX_PIECE`] bytes are cut into pieces, each piece but
 //! the last a `~+` directory, so any key up to 1024 bytes fits the 255-byte
 //! file-name limit.
@@ -23,8 +23,23 @@ use std::path::PathBuf;
 
 use percent_encoding::percent_decode_str;
 
-/// The temporary folder under the root.
-pub(crate) const TEMP_DIR: &str = "~tmp";
+/// Ends the name of a write in flight. A temporary file lives in the
+/// folder it will be published in, so publishing is a rename within one
+/// folder (which scales with concurrent writers where renames out of one
+/// shared folder do not) and the folder cannot be pruned under a writer.
+const TEMP_SUFFIX: &str = ".~tmp";
+/// Temporary files untouched for this long are left over from a crash.
+pub(crate) const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A fresh name for a temporary file.
+pub(crate) fn temp_name() -> String {
+    format!("{:016x}{TEMP_SUFFIX}", fastrand::u64(..))
+}
+
+/// Whether a file name is a temporary file's.
+pub(crate) fn is_temp(name: &str) -> bool {
+    name.ends_with(TEMP_SUFFIX)
+}
 /// The longest escaped piece of a segment in one file name, leaving room
 /// for the suffix under the common 255-byte limit.
 const MAX_PIECE: usize = 200;
@@ -171,8 +186,21 @@ mod tests {
             Some(EntryName::Directory("100%".into()))
         );
         assert_eq!(classify("x~+"), Some(EntryName::Continuation("x".into())));
-        assert_eq!(classify(TEMP_DIR), None);
         assert_eq!(classify("~tmp-123"), None);
+    }
+
+    #[test]
+    fn temporary_names_are_never_keys_and_no_key_looks_temporary() {
+        let name = temp_name();
+        assert!(is_temp(&name));
+        assert_eq!(classify(&name), None);
+        for key in ["a.~tmp", "x/.~tmp", "~tmp", "0123456789abcdef.~tmp"] {
+            let path = object_path(key);
+            assert!(
+                path.iter().all(|part| !is_temp(&part.to_string_lossy())),
+                "{key} -> {path:?}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use cap_std::fs::Dir;
 use storage_core::{Error, ErrorKind, Key, ListEntry, ListOptions, Prefix, Result};
@@ -188,10 +189,32 @@ fn collect_folder(dir: &Dir, path: &Path, text: &str, items: &mut Vec<Item>) -> 
             Some(EntryName::Continuation(piece)) if file_type.is_dir() => {
                 collect_folder(dir, &child, &format!("{text}{piece}"), items)?
             }
+            None if file_type.is_file() && layout::is_temp(name) => remove_if_stale(dir, &child),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// Removes a temporary file left by a crash: one untouched for
+/// [`layout::STALE_TEMP`] (a write in flight touches its file with every
+/// chunk). Temporary files live beside their objects, so listings are
+/// where leftovers are met; best effort, so that listing a read-only
+/// folder still works.
+fn remove_if_stale(dir: &Dir, path: &Path) {
+    let stale = dir
+        .metadata(path)
+        .and_then(|meta| meta.modified())
+        .map(|modified| {
+            SystemTime::now()
+                .duration_since(modified.into_std())
+                .unwrap_or_default()
+                > layout::STALE_TEMP
+        })
+        .unwrap_or(false);
+    if stale && dir.remove_file(path).is_ok() {
+        tracing::debug!("removed a temporary file left by a crash");
+    }
 }
 
 fn open_folder(dir: &Dir, path: &Path) -> io::Result<cap_std::fs::ReadDir> {

@@ -197,7 +197,11 @@ fn symlinks_cannot_lead_outside(cached_reads: bool) {
 fn temporary_and_foreign_files_are_never_listed() {
     let folder = tempfile::tempdir().expect("a folder");
     let store = LocalStorage::new(folder.path()).expect("the store opens");
-    std::fs::write(folder.path().join("~tmp").join("0123.tmp"), b"half").expect("a temp file");
+    // Writes in flight, beside their objects: in the root, and alone in a
+    // folder (which must not show as a common prefix).
+    std::fs::write(folder.path().join("0123.~tmp"), b"half").expect("a temp file");
+    std::fs::create_dir_all(folder.path().join("pending")).expect("a folder");
+    std::fs::write(folder.path().join("pending/4567.~tmp"), b"half").expect("a temp file");
     std::fs::write(folder.path().join("notes.txt"), b"by hand").expect("a foreign file");
     std::fs::create_dir_all(folder.path().join("empty")).expect("an empty folder");
     let runtime = runtime();
@@ -215,18 +219,26 @@ fn temporary_and_foreign_files_are_never_listed() {
         assert_eq!(
             delimited,
             ["real"],
-            "an empty folder or temp folder was listed"
+            "an empty folder or a folder of temporary files was listed"
         );
     });
+    assert!(
+        folder.path().join("0123.~tmp").exists(),
+        "a fresh temporary file (a write in flight) was removed"
+    );
 }
 
 #[test]
-fn stale_temporary_files_are_swept_when_the_store_opens() {
+fn stale_temporary_files_are_swept_by_listings() {
     let folder = tempfile::tempdir().expect("a folder");
-    drop(LocalStorage::new(folder.path()).expect("the store opens"));
-    let temp = folder.path().join("~tmp");
-    let stale = temp.join("stale.tmp");
-    let fresh = temp.join("fresh.tmp");
+    let store = LocalStorage::new(folder.path()).expect("the store opens");
+    let runtime = runtime();
+    let key = Key::new("docs/a").unwrap();
+    runtime
+        .block_on(store.put(&key, "x".into(), PutOptions::default()))
+        .expect("a put");
+    let stale = folder.path().join("docs/0000000000000001.~tmp");
+    let fresh = folder.path().join("docs/0000000000000002.~tmp");
     std::fs::write(&stale, b"left by a crash").expect("stale");
     std::fs::write(&fresh, b"in flight").expect("fresh");
     let old = SystemTime::now() - Duration::from_secs(2 * 3600);
@@ -235,9 +247,38 @@ fn stale_temporary_files_are_swept_when_the_store_opens() {
         .open(&stale)
         .and_then(|f| f.set_modified(old))
         .expect("an old mtime");
-    drop(LocalStorage::new(folder.path()).expect("the store reopens"));
-    assert!(!stale.exists(), "a stale temporary file survived");
+    let listed = runtime.block_on(names(&store, "", ListOptions::default()));
+    assert_eq!(listed, ["docs/a"]);
+    assert!(!stale.exists(), "a stale temporary file survived a listing");
     assert!(fresh.exists(), "a write in flight lost its temporary file");
+}
+
+#[test]
+fn a_failed_write_leaves_no_temporary_file() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let store = LocalStorage::new(folder.path()).expect("the store opens");
+    let runtime = runtime();
+    let key = Key::new("docs/a").unwrap();
+    runtime
+        .block_on(store.put(&key, "x".into(), PutOptions::default()))
+        .expect("a put");
+    let refused = runtime.block_on(store.put(&key, "y".into(), PutOptions::default().create_new()));
+    assert_eq!(
+        refused.expect_err("create-only over an object").kind(),
+        ErrorKind::AlreadyExists
+    );
+    let failing = futures::stream::iter([
+        Ok(storage_core::Bytes::from_static(b"partial")),
+        Err(storage_core::Error::new(
+            ErrorKind::Other,
+            "the source broke",
+        )),
+    ]);
+    let broken =
+        runtime.block_on(store.put(&key, Body::from_stream(failing), PutOptions::default()));
+    assert!(broken.is_err(), "a broken stream was published");
+    let left = tree(folder.path());
+    assert_eq!(left, [PathBuf::from("docs"), PathBuf::from("docs/a~")]);
 }
 
 fn flip_a_content_byte(root: &Path, file_name: &str, at: u64) {
@@ -454,7 +495,7 @@ async fn assert_only_whole_objects(root: &Path) -> usize {
     for entry in &entries {
         let meta = entry.as_object().expect("only objects");
         assert!(
-            !meta.key.contains("~tmp"),
+            !meta.key.ends_with(".~tmp"),
             "a temporary file was listed: {}",
             meta.key
         );
