@@ -58,7 +58,17 @@ fn peak_mib() -> f64 {
     kib / 1024.0
 }
 
+/// Flushes every file system's dirty data and journal (`sync`), so that a
+/// measurement starts on a quiet disk instead of paying for the writeback
+/// of the one before it.
+fn settle() {
+    if let Err(err) = std::process::Command::new("sync").status() {
+        eprintln!("warning: cannot run sync ({err}): figures will be noisier");
+    }
+}
+
 fn raw_write(path: &Path, size: u64, chunk: &[u8]) -> std::io::Result<Duration> {
+    settle();
     let start = Instant::now();
     let mut file = std::fs::File::create(path)?;
     let mut left = size;
@@ -134,6 +144,7 @@ async fn local() -> Result<(), Failure> {
                 raw_put.push(raw_write(&raw_path, size, &chunk)?);
                 raw_get.push(raw_read(&raw_path)?);
             } else {
+                settle();
                 let start = Instant::now();
                 let mut writer = op.writer("large.bin").await?;
                 let mut left = size;
@@ -202,6 +213,7 @@ async fn local() -> Result<(), Failure> {
             let (op, value, names) = (op.clone(), value.clone(), Arc::new(names.clone()));
             async move {
                 let next = Arc::new(AtomicUsize::new(0));
+                settle();
                 let start = Instant::now();
                 let mut tasks = tokio::task::JoinSet::new();
                 for _ in 0..concurrency {

@@ -67,6 +67,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let next = Arc::new(AtomicUsize::new(0));
+    settle();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -169,7 +170,17 @@ fn chunks_of(size: u64, chunk: &Bytes) -> impl Iterator<Item = Bytes> + use<> {
         .chain((rest > 0).then(|| Bytes::from(vec![1u8; rest])))
 }
 
+/// Flushes every file system's dirty data and journal (`sync`), so that a
+/// measurement starts on a quiet disk instead of paying for the writeback
+/// of the one before it.
+fn settle() {
+    if let Err(err) = std::process::Command::new("sync").status() {
+        eprintln!("warning: cannot run sync ({err}): figures will be noisier");
+    }
+}
+
 fn raw_write(path: &Path, size: u64, chunk: &Bytes) -> std::io::Result<Duration> {
+    settle();
     let start = Instant::now();
     let mut file = std::fs::File::create(path)?;
     for piece in chunks_of(size, chunk) {
@@ -216,6 +227,7 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
         if !store_first {
             raw_writes.push(raw_write(&raw_path, args.size, &chunk)?);
         }
+        settle();
         let start = Instant::now();
         let body = Body::from_sized_stream(
             futures::stream::iter(chunks_of(args.size, &chunk).map(Ok)),
@@ -440,6 +452,7 @@ fn raw_small(
     let body = vec![42u8; 4096];
     let share = paths.len().div_ceil(concurrency).max(1);
     let phase = |work: &(dyn Fn(&Path) -> std::io::Result<()> + Sync)| -> std::io::Result<f64> {
+        settle();
         let start = Instant::now();
         std::thread::scope(|scope| {
             let workers: Vec<_> = paths
@@ -534,6 +547,7 @@ async fn object_store_local(
     let (mut raw_writes, mut puts, mut raw_reads, mut gets) = (vec![], vec![], vec![], vec![]);
     for _ in 0..ROUNDS {
         raw_writes.push(raw_write(&raw_path, args.size, &chunk)?);
+        settle();
         let start = Instant::now();
         let mut writer =
             WriteMultipart::new_with_chunk_size(store.put_multipart(&location).await?, WRITE_CHUNK);
