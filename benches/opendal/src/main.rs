@@ -12,7 +12,8 @@
 //!   to a raw write (4 MiB writes, then fsync) and a raw read (2 MiB reads)
 //!   of the same bytes in this process, best of four, as MiB/s and as a
 //!   ratio to raw; then `--small` 4 KiB objects written, read, stat'ed and
-//!   deleted one at a time and 16 at a time (16 tasks, as `local_bench`),
+//!   deleted one at a time and 16 at a time (16 tasks, as `local_bench`;
+//!   gets and stats go over the objects ten times),
 //!   as operations per second.
 //! - `s3`: OpenDAL's s3 service: 1,000 objects of 64 KiB, 16 at a time, put
 //!   then get; one 256 MiB streamed put (8 MiB chunks, 4 in flight) and a
@@ -34,6 +35,8 @@ const WRITE_CHUNK: usize = 4 << 20;
 const READ_CHUNK: usize = 2 << 20;
 const ROUNDS: usize = 4;
 const CONCURRENCY: usize = 16;
+/// Gets and stats go over the objects this many times (as in local_bench).
+const READ_PASSES: usize = 10;
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -220,7 +223,19 @@ async fn local() -> Result<(), Failure> {
                     let (op, value, names, next) =
                         (op.clone(), value.clone(), names.clone(), next.clone());
                     tasks.spawn(async move {
-                        while let Some(name) = names.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        // Reads go over the names READ_PASSES times, as
+                        // in local_bench; writes and deletes once.
+                        let passes = if matches!(what, 1 | 2) {
+                            READ_PASSES
+                        } else {
+                            1
+                        };
+                        loop {
+                            let item = next.fetch_add(1, Ordering::Relaxed);
+                            if item >= names.len() * passes {
+                                break;
+                            }
+                            let name = &names[item % names.len()];
                             match what {
                                 0 => op.write(name, value.clone()).await.map(drop)?,
                                 1 => op.read(name).await.map(drop)?,
@@ -240,7 +255,12 @@ async fn local() -> Result<(), Failure> {
             }
         };
         for (what, row) in rows.iter_mut().enumerate() {
-            row.1[column] = ops(run(what).await?);
+            let passes = if matches!(what, 1 | 2) {
+                READ_PASSES
+            } else {
+                1
+            };
+            row.1[column] = passes as f64 * ops(run(what).await?);
         }
     }
     for (name, [one, many]) in rows {

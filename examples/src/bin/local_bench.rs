@@ -14,7 +14,8 @@
 //!   best of each is compared (`BENCH_VERBOSE=1` prints every round).
 //! - Small objects: `--small` objects of 4 KiB (default 2000) put, get,
 //!   head and delete one at a time and 16 at a time (16 tasks, each taking
-//!   the next key when done), as operations per second, at three
+//!   the next key when done; gets and heads go over the objects ten
+//!   times), as operations per second, at three
 //!   durability settings (file and folder flushed, our default; the file
 //!   only, as OpenDAL; nothing, as object_store), each next to plain files
 //!   of the same names written (and flushed alike), read, stat'ed and
@@ -43,6 +44,9 @@ const READ_CHUNK: usize = 2 << 20;
 const ROUNDS: usize = 4;
 /// The small-object workloads run one at a time, then this many at a time.
 const CONCURRENCY: [usize; 2] = [1, 16];
+/// Gets and heads go over the objects this many times: one pass of 2,000
+/// takes about 10 ms, too short to measure steadily.
+const READ_PASSES: usize = 10;
 
 fn at_a_time(concurrency: usize) -> String {
     match concurrency {
@@ -356,11 +360,11 @@ async fn small(
         .await?;
         let get = ops_per_s(
             context.clone(),
-            keys.len(),
+            keys.len() * READ_PASSES,
             concurrency,
             |(store, keys, _), i| async move {
                 let bytes = store
-                    .get(&keys[i], GetOptions::default())
+                    .get(&keys[i % keys.len()], GetOptions::default())
                     .await?
                     .bytes()
                     .await?;
@@ -371,9 +375,9 @@ async fn small(
         .await?;
         let head = ops_per_s(
             context.clone(),
-            keys.len(),
+            keys.len() * READ_PASSES,
             concurrency,
-            |(store, keys, _), i| async move { store.head(&keys[i]).await.map(drop) },
+            |(store, keys, _), i| async move { store.head(&keys[i % keys.len()]).await.map(drop) },
         )
         .await?;
         let delete = ops_per_s(
@@ -451,13 +455,19 @@ fn raw_small(
     }
     let body = vec![42u8; 4096];
     let share = paths.len().div_ceil(concurrency).max(1);
-    let phase = |work: &(dyn Fn(&Path) -> std::io::Result<()> + Sync)| -> std::io::Result<f64> {
+    let phases = |passes: usize,
+                  work: &(dyn Fn(&Path) -> std::io::Result<()> + Sync)|
+     -> std::io::Result<f64> {
         settle();
         let start = Instant::now();
         std::thread::scope(|scope| {
             let workers: Vec<_> = paths
                 .chunks(share)
-                .map(|part| scope.spawn(move || part.iter().try_for_each(|p| work(p))))
+                .map(|part| {
+                    scope.spawn(move || {
+                        (0..passes).try_for_each(|_| part.iter().try_for_each(|p| work(p)))
+                    })
+                })
                 .collect();
             workers.into_iter().try_for_each(|worker| {
                 worker
@@ -465,8 +475,9 @@ fn raw_small(
                     .unwrap_or_else(|_| Err(std::io::Error::other("a worker panicked")))
             })
         })?;
-        Ok(count as f64 / start.elapsed().as_secs_f64())
+        Ok((count * passes) as f64 / start.elapsed().as_secs_f64())
     };
+    let phase = |work: &(dyn Fn(&Path) -> std::io::Result<()> + Sync)| phases(1, work);
     let put = phase(&|path| {
         let mut file = std::fs::File::create(path)?;
         file.write_all(&body)?;
@@ -480,7 +491,7 @@ fn raw_small(
         }
         Ok(())
     })?;
-    let get = phase(&|path| {
+    let get = phases(READ_PASSES, &|path| {
         let mut buffer = Vec::with_capacity(4096);
         std::fs::File::open(path)?.read_to_end(&mut buffer)?;
         if buffer.len() == 4096 {
@@ -489,7 +500,7 @@ fn raw_small(
             Err(std::io::Error::other("a raw file has the wrong length"))
         }
     })?;
-    let head = phase(&|path| std::fs::metadata(path).map(drop))?;
+    let head = phases(READ_PASSES, &|path| std::fs::metadata(path).map(drop))?;
     let delete = phase(&|path| std::fs::remove_file(path))?;
     // What an atomic put needs at the least: a temporary file beside the
     // target, flushed, renamed over it, and the folder flushed after the
@@ -610,22 +621,25 @@ async fn object_store_local(
         .await?;
         let get = ops_per_s(
             context.clone(),
-            paths.len(),
+            paths.len() * READ_PASSES,
             concurrency,
             |(store, paths, _), i| async move {
-                let bytes = store.get(&paths[i]).await?.bytes().await?;
+                let bytes = store.get(&paths[i % paths.len()]).await?.bytes().await?;
                 assert_eq!(bytes.len(), 4096);
                 Ok::<(), object_store::Error>(())
             },
         )
         .await?;
-        let head = ops_per_s(
-            context.clone(),
-            paths.len(),
-            concurrency,
-            |(store, paths, _), i| async move { store.head(&paths[i]).await.map(drop) },
-        )
-        .await?;
+        let head =
+            ops_per_s(
+                context.clone(),
+                paths.len() * READ_PASSES,
+                concurrency,
+                |(store, paths, _), i| async move {
+                    store.head(&paths[i % paths.len()]).await.map(drop)
+                },
+            )
+            .await?;
         let delete = ops_per_s(
             context,
             paths.len(),
