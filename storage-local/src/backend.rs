@@ -17,7 +17,6 @@ use storage_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::buffers::BufferPool;
 use crate::cached::{self, Lookup};
 use crate::config::LocalConfig;
 use crate::error::{from_io, from_join};
@@ -25,14 +24,8 @@ use crate::format::{StoredMeta, now_ms, read_exact_at};
 use crate::layout;
 use crate::list::Walker;
 use crate::presign::UrlSigner;
+use crate::stream::FileStream;
 
-/// Chunk size of streamed reads: large enough that the hand-off of a chunk
-/// to the consumer is a few percent of reading it, small enough that the
-/// recycled buffers stay in the CPU's caches (measured: 1 MiB reads at
-/// 0.85–1.0 of a raw read in 2 MiB pieces, 2 MiB at 0.85, 4 MiB at 0.8).
-const READ_CHUNK: usize = 1 << 20;
-/// Chunks read ahead of the consumer.
-pub(crate) const READ_AHEAD: usize = 4;
 /// Chunks of a streamed put buffered ahead of the writer thread.
 const WRITE_AHEAD: usize = 4;
 /// Files up to this size are read whole, in one system call.
@@ -554,71 +547,7 @@ fn new_etag(crc32c: u32) -> String {
     format!("\"{crc32c:08x}{:016x}\"", fastrand::u64(..))
 }
 
-/// Reads `range` of `file` on a blocking thread, `READ_CHUNK` bytes at a
-/// time, at most `READ_AHEAD` chunks ahead of the consumer. With
-/// `expected_crc`, the whole content is checked and a mismatch ends the
-/// stream with `Corruption`.
-fn stream_file(file: File, range: std::ops::Range<u64>, expected_crc: Option<u32>) -> ByteStream {
-    let (sender, receiver) = mpsc::channel::<Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        let mut file = file;
-        if let Err(err) = io::Seek::seek(&mut file, io::SeekFrom::Start(range.start)) {
-            let _ = sender.blocking_send(Err(from_io(err)));
-            return;
-        }
-        let mut remaining = range.end - range.start;
-        let buffer_len = remaining.min(READ_CHUNK as u64) as usize;
-        let pool = BufferPool::new();
-        let mut crc = 0u32;
-        while remaining > 0 {
-            let want = remaining.min(READ_CHUNK as u64) as usize;
-            let mut buffer = pool.take(buffer_len);
-            let item = match read_full(&mut file, &mut buffer[..want]) {
-                Ok(()) => {
-                    remaining -= want as u64;
-                    if expected_crc.is_some() {
-                        crc = crc32c::crc32c_append(crc, &buffer[..want]);
-                    }
-                    Ok(pool.chunk(buffer, want))
-                }
-                Err(err) => Err(err),
-            };
-            let failed = item.is_err();
-            if sender.blocking_send(item).is_err() || failed {
-                return;
-            }
-        }
-        if let Some(expected) = expected_crc
-            && crc != expected
-        {
-            let _ = sender.blocking_send(Err(corruption(expected, crc)));
-        }
-    });
-    Box::pin(stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    }))
-}
-
-/// Fills `buffer` from `file`; a file that ends first is `Corruption`.
-fn read_full(file: &mut File, buffer: &mut [u8]) -> Result<()> {
-    let mut done = 0;
-    while done < buffer.len() {
-        match file.read(&mut buffer[done..]) {
-            Ok(0) => {
-                return Err(Error::new(
-                    ErrorKind::Corruption,
-                    "the object file ended early",
-                ));
-            }
-            Ok(read) => done += read,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(from_io(err)),
-        }
-    }
-    Ok(())
-}
-
-fn corruption(expected: u32, actual: u32) -> Error {
+pub(crate) fn corruption(expected: u32, actual: u32) -> Error {
     Error::new(
         ErrorKind::Corruption,
         format!("the content's CRC-32C is {actual:08x}, {expected:08x} was stored"),
@@ -721,7 +650,8 @@ impl Storage for LocalStorage {
         let ctx = self.ctx(Operation::Get, key);
         let path = layout::object_path(key);
         let verify = self.inner.config.verify_checksums;
-        let cached = if self.inner.config.cached_reads {
+        let cached_reads = self.inner.config.cached_reads;
+        let cached = if cached_reads {
             self.inner
                 .open_for_get_cached(&path, &options, verify)
                 .map_err(&ctx)?
@@ -747,7 +677,7 @@ impl Storage for LocalStorage {
             Opened::Stream(meta, range, file) => {
                 let whole = range.start == 0 && range.end == meta.size;
                 let expected = (verify && whole).then_some(meta.crc32c);
-                let stream = stream_file(file, range.clone(), expected);
+                let stream = FileStream::start(file, range.clone(), expected, cached_reads);
                 let name = self.inner.config.name.clone();
                 let key_text = key.as_str().to_owned();
                 let body =

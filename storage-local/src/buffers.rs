@@ -4,13 +4,14 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 
-use crate::backend::READ_AHEAD;
+use crate::stream::READ_AHEAD;
 
 /// The read buffers of one streamed get, recycled: a chunk handed to the
 /// consumer gives its buffer back when dropped, so a long read fills a
 /// few buffers over and over instead of allocating (and having the kernel
 /// zero) a fresh one per chunk. Chunks dropped after the stream ended free
 /// their buffer.
+#[derive(Clone)]
 pub(crate) struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
 
 /// Buffers kept for reuse: the chunks in the channel, the one the consumer
@@ -26,6 +27,15 @@ impl BufferPool {
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
         let reused = self.0.lock().ok().and_then(|mut free| free.pop());
         reused.unwrap_or_else(|| vec![0u8; len])
+    }
+
+    /// Returns a buffer that was taken but not used.
+    pub(crate) fn give_back(&self, buffer: Vec<u8>) {
+        if let Ok(mut free) = self.0.lock()
+            && free.len() < POOLED_BUFFERS
+        {
+            free.push(buffer);
+        }
     }
 
     /// The first `len` bytes of `buffer` as a chunk that returns `buffer`
@@ -54,11 +64,8 @@ impl AsRef<[u8]> for PooledBuffer {
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.upgrade()
-            && let Ok(mut free) = pool.lock()
-            && free.len() < POOLED_BUFFERS
-        {
-            free.push(std::mem::take(&mut self.buffer));
+        if let Some(pool) = self.pool.upgrade() {
+            BufferPool(pool).give_back(std::mem::take(&mut self.buffer));
         }
     }
 }

@@ -124,10 +124,19 @@ mod imp {
 #[allow(clippy::unwrap_used)] // Tests fail by panicking.
 mod tests {
     use super::*;
+
+    /// A folder on the disk the tests were built on, not in `/tmp`, which
+    /// is often tmpfs, where `RESOLVE_CACHED` opens never succeed (so the
+    /// non-waiting path always misses there, and these tests would not
+    /// exercise it).
+    fn scratch_folder() -> tempfile::TempDir {
+        let exe = std::env::current_exe().unwrap();
+        tempfile::tempdir_in(exe.parent().unwrap()).unwrap()
+    }
     use cap_std::ambient_authority;
 
     fn folder_with_file() -> (tempfile::TempDir, Dir) {
-        let folder = tempfile::tempdir().unwrap();
+        let folder = scratch_folder();
         std::fs::create_dir(folder.path().join("root")).unwrap();
         std::fs::write(folder.path().join("root/object~"), b"cached bytes").unwrap();
         std::fs::write(folder.path().join("outside~"), b"not yours").unwrap();

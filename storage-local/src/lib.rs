@@ -13,6 +13,7 @@ mod list;
 mod presign;
 #[cfg(feature = "server")]
 mod server;
+mod stream;
 
 pub use backend::LocalStorage;
 pub use config::LocalConfig;

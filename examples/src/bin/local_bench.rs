@@ -8,7 +8,9 @@
 //! - Large object: `--size` bytes (default 1 GiB) streamed into the store
 //!   in 4 MiB chunks and read back as a stream, next to a raw write (4 MiB
 //!   writes, then fsync) and a raw read (2 MiB reads) of a plain file of
-//!   the same bytes on the same disk; and the process's peak resident
+//!   the same bytes on the same disk, warm (just written) and cold (both
+//!   files' pages dropped with `posix_fadvise`); and the process's peak
+//!   resident
 //!   memory (VmHWM) after the large phase. Raw and store runs alternate
 //!   which goes first, four rounds each, and the
 //!   best of each is compared (`BENCH_VERBOSE=1` prints every round).
@@ -40,6 +42,9 @@ use storage_local::{LocalConfig, LocalStorage};
 
 const WRITE_CHUNK: usize = 4 << 20;
 const READ_CHUNK: usize = 2 << 20;
+/// Where the large object's file is under the store's root (the local
+/// backend's layout: the key's segments as folders, `~` after the name).
+const OBJECT_FILE: &str = "bench/large.bin~";
 /// Rounds of each large-object measurement; the best is reported.
 const ROUNDS: usize = 4;
 /// The small-object workloads run one at a time, then this many at a time.
@@ -194,6 +199,14 @@ fn raw_write(path: &Path, size: u64, chunk: &Bytes) -> std::io::Result<Duration>
     Ok(start.elapsed())
 }
 
+/// Drops `path`'s pages from the page cache, so that the next read comes
+/// from the disk (the file must be flushed: dirty pages stay).
+fn evict(path: &Path) -> std::io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
+    Ok(())
+}
+
 fn raw_read(path: &Path) -> std::io::Result<(Duration, u64)> {
     let start = Instant::now();
     let mut file = std::fs::File::open(path)?;
@@ -224,6 +237,7 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
     // Alternate raw and store rounds so that page-cache and write-back
     // effects fall on both alike; report the median of each.
     let (mut raw_writes, mut puts, mut raw_reads, mut gets) = (vec![], vec![], vec![], vec![]);
+    let (mut cold_raw_reads, mut cold_gets) = (vec![], vec![]);
     for round in 0..ROUNDS {
         // Odd rounds run the store first, so neither side always follows
         // the other's write-back.
@@ -257,12 +271,48 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
             "the raw read returned the wrong length"
         );
         raw_reads.push(raw_read_time);
+
         std::fs::remove_file(&raw_path)?;
         store.delete(&key).await?;
     }
+    // Cold: the same reads with both files' pages dropped first, so they
+    // come from the disk; rounds of their own, so that the warm rounds
+    // above keep the page cache as a writer leaves it.
+    raw_write(&raw_path, args.size, &chunk)?;
+    let body = Body::from_sized_stream(
+        futures::stream::iter(chunks_of(args.size, &chunk).map(Ok)),
+        args.size,
+    );
+    store.put(&key, body, PutOptions::default()).await?;
+    let object_file = store.root().join(OBJECT_FILE);
+    for round in 0..ROUNDS {
+        for side in if round % 2 == 1 { [1, 0] } else { [0, 1] } {
+            settle();
+            if side == 0 {
+                evict(&raw_path)?;
+                cold_raw_reads.push(raw_read(&raw_path)?.0);
+            } else {
+                evict(&object_file)?;
+                let start = Instant::now();
+                let mut stream = store.get(&key, GetOptions::default()).await?.body;
+                let mut read_bytes = 0u64;
+                while let Some(piece) = stream.try_next().await? {
+                    read_bytes += piece.len() as u64;
+                }
+                cold_gets.push(start.elapsed());
+                assert_eq!(
+                    read_bytes, args.size,
+                    "the cold get returned the wrong length"
+                );
+            }
+        }
+    }
+    std::fs::remove_file(&raw_path)?;
+    store.delete(&key).await?;
     if std::env::var_os("BENCH_VERBOSE").is_some() {
         eprintln!(
-            "raw writes {raw_writes:?}\nputs {puts:?}\nraw reads {raw_reads:?}\ngets {gets:?}"
+            "raw writes {raw_writes:?}\nputs {puts:?}\nraw reads {raw_reads:?}\ngets {gets:?}\n\
+             cold raw reads {cold_raw_reads:?}\ncold gets {cold_gets:?}"
         );
     }
     let (raw_write_time, put_time) = (best(&raw_writes), best(&puts));
@@ -292,6 +342,18 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
         name: format!("local get (stream), {size}, best of {ROUNDS}"),
         value: format!("{get:.0} MiB/s"),
         ratio: format!("{:.2} of raw read", get / raw_r),
+    });
+    let cold_raw = mib_per_s(args.size, best(&cold_raw_reads));
+    let cold_get = mib_per_s(args.size, best(&cold_gets));
+    rows.push(Row {
+        name: format!("raw read, cold cache, {size}, best of {ROUNDS}"),
+        value: format!("{cold_raw:.0} MiB/s"),
+        ratio: "1.00".into(),
+    });
+    rows.push(Row {
+        name: format!("local get (stream), cold cache, {size}, best of {ROUNDS}"),
+        value: format!("{cold_get:.0} MiB/s"),
+        ratio: format!("{:.2} of raw read, cold", cold_get / cold_raw),
     });
     if let Some(peak) = peak_rss() {
         rows.push(Row {
