@@ -1,5 +1,6 @@
 //! The examples' shared code: what the benchmarks share (deterministic
-//! data, the best of several rounds, this process's peak resident memory),
+//! data, the best of several rounds, this process's peak resident memory,
+//! a quiet disk before each measurement),
 //! and [`in_house`], a third-party provider registered at compile time.
 
 pub mod in_house;
@@ -19,6 +20,15 @@ pub fn chunk_of(size: usize, seed: u8) -> Bytes {
             .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
             .collect::<Vec<u8>>(),
     )
+}
+
+/// Flushes every file system's dirty data and journal (`sync`), so that a
+/// measurement starts on a quiet disk instead of paying for the writeback
+/// of the one before it (or of a server's).
+pub fn settle() {
+    if let Err(err) = std::process::Command::new("sync").status() {
+        eprintln!("warning: cannot run sync ({err}): figures will be noisier");
+    }
 }
 
 /// The shortest of the rounds' times.

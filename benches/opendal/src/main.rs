@@ -17,7 +17,7 @@
 //!   as operations per second.
 //! - `s3`: OpenDAL's s3 service: 1,000 objects of 64 KiB, 16 at a time, put
 //!   then get; one 256 MiB streamed put (8 MiB chunks, 4 in flight) and a
-//!   whole-object streamed get; best of three.
+//!   whole-object streamed get; best of five, each after `sync`.
 //!
 //! The raw helpers repeat `local_bench`'s on purpose: this crate stays
 //! outside the workspace so OpenDAL's dependencies stay out of it.
@@ -37,6 +37,8 @@ const ROUNDS: usize = 4;
 const CONCURRENCY: usize = 16;
 /// Gets and stats go over the objects this many times (as in local_bench).
 const READ_PASSES: usize = 10;
+/// Warm reads of each side per round of the large object.
+const WARM_READS: usize = 3;
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -145,7 +147,6 @@ async fn local() -> Result<(), Failure> {
         for side in if raw_first { [0, 1] } else { [1, 0] } {
             if side == 0 {
                 raw_put.push(raw_write(&raw_path, size, &chunk)?);
-                raw_get.push(raw_read(&raw_path)?);
             } else {
                 settle();
                 let start = Instant::now();
@@ -158,15 +159,29 @@ async fn local() -> Result<(), Failure> {
                 }
                 writer.close().await?;
                 od_put.push(start.elapsed());
-                let start = Instant::now();
-                let mut body = op.reader("large.bin").await?.into_bytes_stream(..).await?;
-                let mut total = 0u64;
-                while let Some(piece) = body.try_next().await? {
-                    total += piece.len() as u64;
-                }
-                od_get.push(start.elapsed());
-                if total != size {
-                    return Err(format!("read {total} bytes of {size}").into());
+            }
+        }
+        // Several reads of each, alternating which goes first (as in
+        // local_bench): read speed swings between runs on this machine.
+        for repeat in 0..WARM_READS {
+            for side in if (round + repeat) % 2 == 0 {
+                [0, 1]
+            } else {
+                [1, 0]
+            } {
+                if side == 0 {
+                    raw_get.push(raw_read(&raw_path)?);
+                } else {
+                    let start = Instant::now();
+                    let mut body = op.reader("large.bin").await?.into_bytes_stream(..).await?;
+                    let mut total = 0u64;
+                    while let Some(piece) = body.try_next().await? {
+                        total += piece.len() as u64;
+                    }
+                    od_get.push(start.elapsed());
+                    if total != size {
+                        return Err(format!("read {total} bytes of {size}").into());
+                    }
                 }
             }
         }
@@ -175,8 +190,9 @@ async fn local() -> Result<(), Failure> {
     op.delete("large.bin").await?;
     let (rp, rg, op_, og) = (best(&raw_put), best(&raw_get), best(&od_put), best(&od_get));
     println!(
-        "| OpenDAL fs, {} MiB, best of {ROUNDS} | raw | OpenDAL | OpenDAL / raw |",
-        size >> 20
+        "| OpenDAL fs, {} MiB, best of {ROUNDS} (reads: of {}) | raw | OpenDAL | OpenDAL / raw |",
+        size >> 20,
+        ROUNDS * WARM_READS
     );
     println!("|---|---|---|---|");
     println!(
@@ -290,7 +306,10 @@ async fn s3() -> Result<(), Failure> {
     let (mut puts, mut gets, mut big_puts, mut big_gets) = (vec![], vec![], vec![], vec![]);
     let big_size = 256u64 << 20;
     let chunk = pattern(8 << 20, 11);
-    for _ in 0..3 {
+    for _ in 0..5 {
+        // The server writes to disk: start each measurement with nothing
+        // of the last one left to flush (as s3_bench does).
+        settle();
         let start = Instant::now();
         stream::iter(names.clone())
             .map(|name| {
@@ -312,6 +331,7 @@ async fn s3() -> Result<(), Failure> {
             .await?;
         gets.push(start.elapsed());
 
+        settle();
         let start = Instant::now();
         let mut writer = op
             .writer_with("opendal-bench/large.bin")
@@ -338,7 +358,7 @@ async fn s3() -> Result<(), Failure> {
         }
         big_gets.push(start.elapsed());
     }
-    println!("| OpenDAL s3 on the same server, best of 3 | time |");
+    println!("| OpenDAL s3 on the same server, best of 5 | time |");
     println!("|---|---|");
     println!(
         "| 1,000 x 64 KiB put, 16 at a time | {:.3} s |",

@@ -7,8 +7,11 @@
 //! - One 256 MiB object: a streamed put (multipart, 8 MiB parts, 4 in
 //!   flight) and a whole-object get.
 //!
-//! Rounds alternate which side goes first; the best of three is reported,
-//! and the ratio ours / object_store (1.00 = equal; above 1 = slower).
+//! Rounds alternate which side goes first, and each measurement starts
+//! after `sync` (the server keeps objects on disk, so one side's writes
+//! would otherwise be flushed during the other's turn); the best of five
+//! is reported, and the ratio ours / object_store (1.00 = equal; above 1 =
+//! slower).
 //!
 //! With `--memory GIB` it does only this instead: stream one object of that
 //! many GiB of unknown length up and down through storage-s3, and report
@@ -22,7 +25,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
-use storage_examples::{best, chunk_of, peak_mib, read_all, stream_up};
+use storage_examples::{best, chunk_of, peak_mib, read_all, settle, stream_up};
 use storage_s3::{S3Config, S3Storage};
 
 const SMALL_COUNT: usize = 1000;
@@ -30,7 +33,7 @@ const SMALL_SIZE: usize = 64 * 1024;
 const CONCURRENCY: usize = 16;
 const LARGE_SIZE: usize = 256 << 20;
 const PART: usize = 8 << 20;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn var(name: &str) -> Result<String, String> {
     std::env::var(name)
@@ -189,14 +192,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..ROUNDS {
         let ours_first = round % 2 == 0;
         for side in [ours_first, !ours_first] {
+            // The server writes to disk: each side starts with nothing of
+            // the other's left to flush.
+            settle();
             if side {
                 ours_s.push(ours_small(&ours, &format!("bench/ours-{round}"), &small).await?);
+                settle();
                 let (up, down) = ours_large(&ours, &large_key, &chunk).await?;
                 ours_up.push(up);
                 ours_down.push(down);
             } else {
                 theirs_s
                     .push(theirs_small(&theirs, &format!("bench/theirs-{round}"), &small).await?);
+                settle();
                 let (up, down) = theirs_large(&theirs, &large_path, &chunk).await?;
                 theirs_up.push(up);
                 theirs_down.push(down);
