@@ -99,6 +99,13 @@ struct ObjectSlot {
     name: std::ffi::OsString,
 }
 
+impl ObjectSlot {
+    /// Flushes the folder, making the names published in it durable.
+    fn sync_folder(&self) -> Result<()> {
+        rustix::fs::fsync(&self.folder).map_err(|err| from_io(err.into()))
+    }
+}
+
 impl LocalStorage {
     /// Opens (and by default creates) the folder at `root`, with default
     /// settings and no presigning.
@@ -350,9 +357,11 @@ impl Inner {
         StoredMeta::read_from(file, len)
     }
 
-    /// Opens the folder of the object file at `path` for reading (so it can
-    /// be flushed), creating it if missing when `create`; `None` if it is
-    /// missing otherwise. Operations on the file then resolve one name.
+    /// Opens the folder of the object file at `path` for reading, creating
+    /// it if missing when `create`; `None` if it is missing otherwise.
+    /// Operations on the file then resolve one name. Reading, because a
+    /// handle that only resolves paths (`O_PATH`, what `Dir::open_dir`
+    /// gives) cannot be flushed: `fsync` fails with `EBADF`.
     fn open_slot(&self, path: &Path, create: bool) -> Result<Option<ObjectSlot>> {
         let name = path
             .file_name()
@@ -491,7 +500,7 @@ impl Inner {
             _ => return Err(Error::unsupported("this write mode")),
         }
         if self.config.fsync && self.config.fsync_folder {
-            rustix::fs::fsync(&temp.slot.folder).map_err(|err| from_io(err.into()))?;
+            temp.slot.sync_folder()?;
         }
         let mut result = PutResult::new(size, Some(meta.etag));
         result.checksum = Some(storage_core::Checksum::Crc32c(crc32c));
@@ -516,18 +525,11 @@ impl Inner {
         }
     }
 
-    /// Makes a rename durable by flushing the folder that holds it. The
-    /// folder is opened for reading: a handle that only resolves paths
-    /// (`O_PATH`, which is what `Dir::open_dir` gives) cannot be flushed.
+    /// Makes a rename durable by flushing the folder that holds it.
     fn sync_parent(&self, path: &Path) -> Result<()> {
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut options = OpenOptions::new();
-        options.read(true);
-        let folder = self.dir.open_with(folder, &options).map_err(from_io)?;
-        folder.into_std().sync_all().map_err(from_io)
+        self.open_slot(path, false)?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "the object's folder is gone"))?
+            .sync_folder()
     }
 
     /// Removes the now-empty folders above `path`, deepest first, so that

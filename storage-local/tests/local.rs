@@ -228,8 +228,13 @@ fn temporary_and_foreign_files_are_never_listed() {
     );
 }
 
-#[test]
-fn stale_temporary_files_are_swept_by_listings() {
+/// A fresh store holding one object, `docs/a`, and a runtime.
+fn store_with_docs_a() -> (
+    tempfile::TempDir,
+    LocalStorage,
+    tokio::runtime::Runtime,
+    Key,
+) {
     let folder = tempfile::tempdir().expect("a folder");
     let store = LocalStorage::new(folder.path()).expect("the store opens");
     let runtime = runtime();
@@ -237,6 +242,12 @@ fn stale_temporary_files_are_swept_by_listings() {
     runtime
         .block_on(store.put(&key, "x".into(), PutOptions::default()))
         .expect("a put");
+    (folder, store, runtime, key)
+}
+
+#[test]
+fn stale_temporary_files_are_swept_by_listings() {
+    let (folder, store, runtime, _) = store_with_docs_a();
     let stale = folder.path().join("docs/0000000000000001.~tmp");
     let fresh = folder.path().join("docs/0000000000000002.~tmp");
     std::fs::write(&stale, b"left by a crash").expect("stale");
@@ -255,13 +266,7 @@ fn stale_temporary_files_are_swept_by_listings() {
 
 #[test]
 fn a_failed_write_leaves_no_temporary_file() {
-    let folder = tempfile::tempdir().expect("a folder");
-    let store = LocalStorage::new(folder.path()).expect("the store opens");
-    let runtime = runtime();
-    let key = Key::new("docs/a").unwrap();
-    runtime
-        .block_on(store.put(&key, "x".into(), PutOptions::default()))
-        .expect("a put");
+    let (folder, store, runtime, key) = store_with_docs_a();
     let refused = runtime.block_on(store.put(&key, "y".into(), PutOptions::default().create_new()));
     assert_eq!(
         refused.expect_err("create-only over an object").kind(),
