@@ -688,7 +688,7 @@ impl Storage for LocalStorage {
             }
         };
         Ok(GetResult {
-            meta: meta.to_object_meta(key.clone()),
+            meta: meta.into_object_meta(key.clone()),
             range,
             body,
         })
@@ -712,7 +712,7 @@ impl Storage for LocalStorage {
                 .await
                 .map_err(ctx)?,
         };
-        Ok(stored.to_object_meta(key.clone()))
+        Ok(stored.into_object_meta(key.clone()))
     }
 
     async fn exists(&self, key: &Key) -> Result<bool> {

@@ -43,13 +43,14 @@ pub(crate) struct StoredMeta {
 }
 
 impl StoredMeta {
-    pub(crate) fn to_object_meta(&self, key: Key) -> ObjectMeta {
+    /// The contract's metadata for `key` (moving the strings, not copying).
+    pub(crate) fn into_object_meta(self, key: Key) -> ObjectMeta {
         let mut meta = ObjectMeta::new(key, self.size);
-        meta.content_type = self.content_type.clone();
-        meta.cache_control = self.cache_control.clone();
-        meta.etag = Some(self.etag.clone());
+        meta.content_type = self.content_type;
+        meta.cache_control = self.cache_control;
+        meta.etag = Some(self.etag);
         meta.last_modified = Some(UNIX_EPOCH + Duration::from_millis(self.modified_ms));
-        meta.user_metadata = self.user_metadata.clone();
+        meta.user_metadata = self.user_metadata;
         meta.checksum = Some(Checksum::Crc32c(self.crc32c));
         meta
     }

@@ -279,5 +279,5 @@ fn read_object(dir: &Dir, path: &Path, key: &str) -> Result<Option<storage_core:
         )
         .with_source(err)
     })?;
-    Ok(Some(meta.to_object_meta(key)))
+    Ok(Some(meta.into_object_meta(key)))
 }
