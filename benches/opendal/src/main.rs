@@ -20,8 +20,9 @@
 //!   then get; one 256 MiB streamed put (8 MiB chunks, 4 in flight) and a
 //!   whole-object streamed get; best of five, each after `sync`.
 //!
-//! The raw helpers repeat `local_bench`'s on purpose: this crate stays
-//! outside the workspace so OpenDAL's dependencies stay out of it.
+//! The raw helpers, `settle`, `best` and `peak_mib` repeat `local_bench`'s
+//! and `storage-examples`' on purpose: this crate stays outside the
+//! workspace so OpenDAL's dependencies stay out of it.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

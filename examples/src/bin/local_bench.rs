@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use storage_core::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
-use storage_examples::{best, settle};
+use storage_examples::{best, peak_mib, read_all, settle};
 use storage_local::{LocalConfig, LocalStorage};
 
 const WRITE_CHUNK: usize = 4 << 20;
@@ -146,14 +146,6 @@ fn parse_size(text: &str) -> Result<u64, String> {
     Ok(n * scale)
 }
 
-/// Peak resident memory of this process so far, in bytes (Linux VmHWM).
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / elapsed.as_secs_f64()
 }
@@ -197,23 +189,6 @@ fn evict(path: &Path) -> std::io::Result<()> {
     let file = std::fs::File::open(path)?;
     rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
     Ok(())
-}
-
-/// The time of a streamed get of `key`, checked to return `size` bytes.
-async fn timed_get(
-    store: &LocalStorage,
-    key: &Key,
-    size: u64,
-) -> Result<Duration, Box<dyn std::error::Error>> {
-    let start = Instant::now();
-    let mut stream = store.get(key, GetOptions::default()).await?.body;
-    let mut read_bytes = 0u64;
-    while let Some(piece) = stream.try_next().await? {
-        read_bytes += piece.len() as u64;
-    }
-    let elapsed = start.elapsed();
-    assert_eq!(read_bytes, size, "the get returned the wrong length");
-    Ok(elapsed)
 }
 
 /// The time of a raw read of `path`, checked to return `size` bytes.
@@ -284,7 +259,7 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
                 if side == 0 {
                     raw_reads.push(raw_read_checked(&raw_path, args.size)?);
                 } else {
-                    gets.push(timed_get(&store, &key, args.size).await?);
+                    gets.push(read_all(&store, &key, args.size as usize).await?);
                 }
             }
         }
@@ -310,7 +285,7 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
                 cold_raw_reads.push(raw_read_checked(&raw_path, args.size)?);
             } else {
                 evict(&object_file)?;
-                cold_gets.push(timed_get(&store, &key, args.size).await?);
+                cold_gets.push(read_all(&store, &key, args.size as usize).await?);
             }
         }
     }
@@ -365,10 +340,11 @@ async fn large(args: &Args, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::erro
         value: format!("{cold_get:.0} MiB/s"),
         ratio: format!("{:.2} of raw read, cold", cold_get / cold_raw),
     });
-    if let Some(peak) = peak_rss() {
+    let peak = peak_mib();
+    if peak > 0.0 {
         rows.push(Row {
             name: "peak resident memory after the large phase".into(),
-            value: format!("{:.1} MiB", peak as f64 / (1 << 20) as f64),
+            value: format!("{peak:.1} MiB"),
             ratio: String::new(),
         });
     }
