@@ -317,12 +317,11 @@ impl Inner {
         options: &GetOptions,
         verify: bool,
     ) -> Result<Option<Opened>> {
-        let file = match cached::open(&self.dir, path, false).map_err(from_io)? {
-            Lookup::Found(file) => file,
+        let (file, file_len) = match cached::open(&self.dir, path, false).map_err(from_io)? {
+            Lookup::Found(file, len) => (file, len),
             Lookup::Absent => return Err(not_found()),
             Lookup::Miss => return Ok(None),
         };
-        let file_len = file.metadata().map_err(from_io)?.len();
         if file_len <= SMALL_FILE {
             let mut whole = vec![0u8; file_len as usize];
             if !cached::read_exact_at(&file, &mut whole, 0).map_err(from_io)? {
@@ -341,12 +340,11 @@ impl Inner {
     /// The metadata of the object at `path` from the kernel's caches:
     /// `None` if that would have waited for the disk.
     fn read_meta_cached(&self, path: &Path) -> Result<Option<StoredMeta>> {
-        let file = match cached::open(&self.dir, path, false).map_err(from_io)? {
-            Lookup::Found(file) => file,
+        let (file, file_len) = match cached::open(&self.dir, path, false).map_err(from_io)? {
+            Lookup::Found(file, len) => (file, len),
             Lookup::Absent => return Err(not_found()),
             Lookup::Miss => return Ok(None),
         };
-        let file_len = file.metadata().map_err(from_io)?.len();
         StoredMeta::read_with(file_len, |buf, offset| {
             cached::read_exact_at(&file, buf, offset).map_err(from_io)
         })
@@ -720,7 +718,7 @@ impl Storage for LocalStorage {
         let path = layout::object_path(key);
         if self.inner.config.cached_reads {
             match cached::open(&self.inner.dir, &path, true).map_err(|err| ctx(from_io(err)))? {
-                Lookup::Found(_) => return Ok(true),
+                Lookup::Found(..) => return Ok(true),
                 Lookup::Absent => return Ok(false),
                 Lookup::Miss => {}
             }

@@ -27,8 +27,10 @@ use cap_std::fs::Dir;
 
 /// What a cached lookup found.
 pub(crate) enum Lookup {
-    /// The file, opened for reading.
-    Found(File),
+    /// The file, opened for reading, and its length in bytes (from the
+    /// same `fstat` that found it a regular file, so callers need not ask
+    /// again).
+    Found(File, u64),
     /// Nothing, or not a regular file: no object at this path.
     Absent,
     /// The kernel would have had to read the disk (or cannot say).
@@ -51,7 +53,7 @@ pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Res
 #[cfg(target_os = "linux")]
 mod imp {
     use super::*;
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
     use rustix::io::{Errno, ReadWriteFlags};
 
     pub(super) fn open(dir: &Dir, path: &Path, metadata_only: bool) -> io::Result<Lookup> {
@@ -77,11 +79,13 @@ mod imp {
             // blocking path decides and reports them as it always does.
             Err(_) => return Ok(Lookup::Miss),
         };
-        let file = File::from(fd);
-        match file.metadata() {
-            Ok(meta) if meta.is_file() => Ok(Lookup::Found(file)),
-            Ok(_) => Ok(Lookup::Absent),
-            Err(err) => Err(err),
+        // `fstat`, not `File::metadata`: std asks `statx` for every field,
+        // which costs more than the type and length needed here.
+        let stat = rustix::fs::fstat(&fd)?;
+        if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
+            Ok(Lookup::Found(File::from(fd), stat.st_size as u64))
+        } else {
+            Ok(Lookup::Absent)
         }
     }
 
@@ -147,7 +151,7 @@ mod tests {
     #[test]
     fn a_file_just_written_is_found_and_read_from_the_cache() {
         let (_folder, dir) = folder_with_file();
-        let Lookup::Found(file) = open(&dir, Path::new("object~"), false).unwrap() else {
+        let Lookup::Found(file, _) = open(&dir, Path::new("object~"), false).unwrap() else {
             panic!("a file just written is not in the dentry cache");
         };
         let mut buf = [0u8; 5];
@@ -177,14 +181,14 @@ mod tests {
         let absolute = folder.path().join("outside~");
         for path in [Path::new("../outside~"), absolute.as_path()] {
             let found = open(&dir, path, false).unwrap();
-            assert!(!matches!(found, Lookup::Found(_)), "{path:?} was opened");
+            assert!(!matches!(found, Lookup::Found(..)), "{path:?} was opened");
         }
     }
 
     #[test]
     fn reading_past_the_end_is_an_error() {
         let (_folder, dir) = folder_with_file();
-        let Lookup::Found(file) = open(&dir, Path::new("object~"), false).unwrap() else {
+        let Lookup::Found(file, _) = open(&dir, Path::new("object~"), false).unwrap() else {
             panic!("a file just written is not in the dentry cache");
         };
         let mut buf = [0u8; 64];
