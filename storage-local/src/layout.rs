@@ -79,8 +79,12 @@ fn decode(piece: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-fn escape(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
+/// Appends `segment` to `out` with `%` and `~` escaped.
+fn escape_into(out: &mut String, segment: &str) {
+    if !segment.contains(['%', '~']) {
+        out.push_str(segment);
+        return;
+    }
     for c in segment.chars() {
         match c {
             '%' => out.push_str("%25"),
@@ -88,7 +92,6 @@ fn escape(segment: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Cuts an escaped segment into pieces of at most [`MAX_PIECE`] bytes,
@@ -116,53 +119,59 @@ fn pieces(escaped: &str) -> Vec<&str> {
     out
 }
 
-/// Appends the directories (and continuations) for one full segment.
-fn push_directory(path: &mut PathBuf, segment: &str) {
-    let escaped = escape(segment);
-    let parts = pieces(&escaped);
-    let last = parts.len() - 1;
-    for (i, piece) in parts.into_iter().enumerate() {
-        if i == last {
-            path.push(piece);
-        } else {
-            path.push(format!("{piece}{CONTINUATION_SUFFIX}"));
+/// Appends one full segment to the relative path in `out`: escaped, cut
+/// into `~+` continuation directories if long, the last piece followed by
+/// `suffix` (empty for a directory, [`OBJECT_SUFFIX`] for an object).
+///
+/// Paths are built in one `String` because this runs on every operation
+/// and a `PathBuf` grown piece by piece (with an escaped copy, a list of
+/// pieces and a formatted name per segment) cost a dozen allocations.
+fn push_segment(out: &mut String, segment: &str, suffix: &str) {
+    if !out.is_empty() {
+        out.push(std::path::MAIN_SEPARATOR);
+    }
+    let start = out.len();
+    escape_into(out, segment);
+    if out.len() - start > MAX_PIECE {
+        let escaped = out.split_off(start);
+        let parts = pieces(&escaped);
+        let last = parts.len() - 1;
+        for (i, piece) in parts.into_iter().enumerate() {
+            out.push_str(piece);
+            if i < last {
+                out.push_str(CONTINUATION_SUFFIX);
+                out.push(std::path::MAIN_SEPARATOR);
+            }
         }
     }
+    out.push_str(suffix);
 }
 
 /// The path, relative to the root, of the object file for `key`.
 pub(crate) fn object_path(key: &str) -> PathBuf {
-    let mut path = PathBuf::new();
+    // Room for the suffix and a few escapes without growing.
+    let mut path = String::with_capacity(key.len() + 8);
     let (dirs, file) = match key.rsplit_once('/') {
         Some((dirs, file)) => (Some(dirs), file),
         None => (None, key),
     };
     if let Some(dirs) = dirs {
         for segment in dirs.split('/') {
-            push_directory(&mut path, segment);
+            push_segment(&mut path, segment, "");
         }
     }
-    let escaped = escape(file);
-    let parts = pieces(&escaped);
-    let last = parts.len() - 1;
-    for (i, piece) in parts.into_iter().enumerate() {
-        if i == last {
-            path.push(format!("{piece}{OBJECT_SUFFIX}"));
-        } else {
-            path.push(format!("{piece}{CONTINUATION_SUFFIX}"));
-        }
-    }
-    path
+    push_segment(&mut path, file, OBJECT_SUFFIX);
+    PathBuf::from(path)
 }
 
 /// The directory, relative to the root, holding the keys that continue
 /// with `dirs` followed by `/` (each of `dirs` a full segment).
 pub(crate) fn directory_path<'a>(dirs: impl IntoIterator<Item = &'a str>) -> PathBuf {
-    let mut path = PathBuf::new();
+    let mut path = String::new();
     for segment in dirs {
-        push_directory(&mut path, segment);
+        push_segment(&mut path, segment, "");
     }
-    path
+    PathBuf::from(path)
 }
 
 #[cfg(test)]
@@ -223,5 +232,41 @@ mod tests {
             }
         }
         assert_eq!(decoded, segment);
+    }
+
+    proptest::proptest! {
+        /// Listings walk `directory_path` folders and puts write under
+        /// them: an object's path is its folders' path, then continuation
+        /// pieces of a long name, then the name.
+        #[test]
+        fn an_objects_folder_is_the_directory_path_of_its_segments(
+            dirs in proptest::collection::vec("[a-z%~é]{1,260}", 0..3),
+            name in "[a-z%~é]{1,260}",
+        ) {
+            let mut key = dirs.join("/");
+            if !key.is_empty() {
+                key.push('/');
+            }
+            key.push_str(&name);
+            let object = object_path(&key);
+            let folder = directory_path(dirs.iter().map(String::as_str));
+            let rest = object.strip_prefix(&folder);
+            proptest::prop_assert!(rest.is_ok(), "{:?} is not under {:?}", object, folder);
+            let rest: Vec<String> = rest
+                .iter()
+                .flat_map(|rest| rest.iter())
+                .map(|part| part.to_string_lossy().into_owned())
+                .collect();
+            let Some((last, pieces)) = rest.split_last() else {
+                return Err(proptest::test_runner::TestCaseError::fail("no object name"));
+            };
+            proptest::prop_assert!(matches!(classify(last), Some(EntryName::Object(_))), "{:?}", object);
+            for piece in pieces {
+                proptest::prop_assert!(piece.ends_with(CONTINUATION_SUFFIX), "{:?}", object);
+            }
+            for part in object.iter() {
+                proptest::prop_assert!(part.len() <= 255, "{:?} in {:?}", part, object);
+            }
+        }
     }
 }
