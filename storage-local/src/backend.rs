@@ -104,6 +104,35 @@ impl ObjectSlot {
     fn sync_folder(&self) -> Result<()> {
         rustix::fs::fsync(&self.folder).map_err(|err| from_io(err.into()))
     }
+
+    /// Whether the folder lists an entry besides `.` and `..`, read from
+    /// the open handle with `getdents64`; `false` when it cannot tell, so
+    /// that the caller tries to remove the folder and `rmdir` decides.
+    ///
+    /// After a delete this spares the attempt to remove a folder that is
+    /// plainly not empty: `rmdir` resolves the folder's path again and
+    /// takes its parent's lock exclusively, so concurrent deletes in the
+    /// sibling folders of one parent queued behind each other there. No
+    /// folder is left behind by skipping it: a folder is emptied by some
+    /// last delete, and that delete's listing, made after its unlink,
+    /// finds it empty.
+    fn folder_has_entries(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); 512];
+            let mut entries = rustix::fs::RawDir::new(&self.folder, &mut buffer);
+            while let Some(entry) = entries.next() {
+                match entry {
+                    Ok(entry) if matches!(entry.file_name().to_bytes(), b"." | b"..") => {}
+                    Ok(_) => return true,
+                    Err(_) => return false,
+                }
+            }
+            false
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
 }
 
 impl LocalStorage {
@@ -407,7 +436,7 @@ impl Inner {
             };
             file.lock().map_err(from_io)?;
             // The name may have moved to a newer file while we waited.
-            let locked = file.metadata().map_err(from_io)?;
+            let locked = rustix::fs::fstat(&file).map_err(|err| from_io(err.into()))?;
             // One `fstatat` for one name; a symlink (a foreign file) is
             // compared by what it points to, as it was opened.
             let current = match slot.folder.symlink_metadata(&slot.name) {
@@ -416,8 +445,7 @@ impl Inner {
             };
             match current {
                 Ok(current)
-                    if current.ino() == std::os::unix::fs::MetadataExt::ino(&locked)
-                        && current.dev() == std::os::unix::fs::MetadataExt::dev(&locked) =>
+                    if current.ino() == locked.st_ino && current.dev() == locked.st_dev as u64 =>
                 {
                     return work(Some(&file));
                 }
@@ -749,8 +777,8 @@ impl Storage for LocalStorage {
                     Err(err) => Err(from_io(err)),
                 }
             })?;
-            drop(slot);
-            if removed {
+            if removed && !slot.folder_has_entries() {
+                drop(slot);
                 inner.prune_empty_parents(&path);
             }
             Ok(removed)
@@ -840,7 +868,10 @@ impl Storage for LocalStorage {
                 if inner.config.fsync && inner.config.fsync_folder {
                     inner.sync_parent(&target)?;
                 }
-                inner.prune_empty_parents(&source);
+                if !slot.folder_has_entries() {
+                    drop(slot);
+                    inner.prune_empty_parents(&source);
+                }
             }
             Ok(())
         })

@@ -228,6 +228,69 @@ fn temporary_and_foreign_files_are_never_listed() {
     );
 }
 
+#[test]
+fn deletes_and_renames_remove_the_folders_they_empty_and_no_others() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let store = LocalStorage::new(folder.path()).expect("the store opens");
+    let key = |text: &str| Key::new(text).unwrap();
+    let exists = |path: &str| folder.path().join(path).exists();
+    runtime().block_on(async {
+        for name in ["a/b/1", "a/b/2", "a/c/3"] {
+            store
+                .put(&key(name), "x".into(), PutOptions::default())
+                .await
+                .expect("a put");
+        }
+        assert!(store.delete(&key("a/b/1")).await.expect("a delete"));
+        assert!(
+            exists("a/b"),
+            "a folder still holding an object was removed"
+        );
+        assert!(store.delete(&key("a/b/2")).await.expect("a delete"));
+        assert!(!exists("a/b"), "the folder a delete emptied is still there");
+        assert!(exists("a/c"), "a sibling folder was removed");
+        store
+            .rename(&key("a/c/3"), &key("top"))
+            .await
+            .expect("a rename");
+        assert!(!exists("a"), "the folders a rename emptied are still there");
+        assert!(exists("top~"));
+    });
+}
+
+#[test]
+fn concurrent_deletes_leave_no_empty_folder_behind() {
+    // Each delete checks its own folder after its own unlink, so whichever
+    // removes a folder's last object finds it empty, however deletes in
+    // one folder interleave.
+    let folder = tempfile::tempdir().expect("a folder");
+    let store = LocalStorage::new(folder.path()).expect("the store opens");
+    let keys: Vec<Key> = (0..400)
+        .map(|i| Key::new(format!("f/{:02}/{i:03}", i % 8)).unwrap())
+        .collect();
+    runtime().block_on(async {
+        for key in &keys {
+            store
+                .put(key, "x".into(), PutOptions::default())
+                .await
+                .expect("a put");
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for part in keys.chunks(25) {
+            let (store, part) = (store.clone(), part.to_vec());
+            tasks.spawn(async move {
+                for key in part {
+                    assert!(store.delete(&key).await.expect("a delete"));
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("a delete task");
+        }
+    });
+    assert_eq!(tree(folder.path()), Vec::<PathBuf>::new());
+}
+
 /// A fresh store holding one object, `docs/a`, and a runtime.
 fn store_with_docs_a() -> (
     tempfile::TempDir,
