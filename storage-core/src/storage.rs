@@ -195,6 +195,15 @@ fn unsupported<S: Storage + ?Sized>(
     )
 }
 
+/// The future an `#[async_trait]` method returns.
+type BoxedCall<'a, T> = Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
+
+/// `Storage` for pointers to a `Storage`, handing back the pointee's own
+/// future. (Written as `async fn`, each call through an `Arc` would box
+/// one more future around it: a stacked provider is an `Arc` in an `Arc`
+/// per layer, so that was two allocations and two moves of every result
+/// per layer per call.) The signatures are the ones `#[async_trait]`
+/// gives the trait's methods.
 macro_rules! forward_storage {
     ($ty:ty) => {
         #[async_trait]
@@ -205,41 +214,113 @@ macro_rules! forward_storage {
             fn capabilities(&self) -> Capabilities {
                 (**self).capabilities()
             }
-            async fn put(&self, key: &Key, body: Body, options: PutOptions) -> Result<PutResult> {
-                (**self).put(key, body, options).await
+            fn put<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 Key,
+                body: Body,
+                options: PutOptions,
+            ) -> BoxedCall<'async_trait, PutResult>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).put(key, body, options)
             }
-            async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
-                (**self).get(key, options).await
+            fn get<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 Key,
+                options: GetOptions,
+            ) -> BoxedCall<'async_trait, GetResult>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).get(key, options)
             }
-            async fn head(&self, key: &Key) -> Result<ObjectMeta> {
-                (**self).head(key).await
+            fn head<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 Key,
+            ) -> BoxedCall<'async_trait, ObjectMeta>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).head(key)
             }
-            async fn exists(&self, key: &Key) -> Result<bool> {
-                (**self).exists(key).await
+            fn exists<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 Key,
+            ) -> BoxedCall<'async_trait, bool>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).exists(key)
             }
-            async fn delete(&self, key: &Key) -> Result<bool> {
-                (**self).delete(key).await
+            fn delete<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 Key,
+            ) -> BoxedCall<'async_trait, bool>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).delete(key)
             }
             fn list(&self, prefix: &Prefix, options: ListOptions) -> ListStream {
                 (**self).list(prefix, options)
             }
-            async fn copy(&self, from: &Key, to: &Key) -> Result<PutResult> {
-                (**self).copy(from, to).await
+            fn copy<'life0, 'life1, 'life2, 'async_trait>(
+                &'life0 self,
+                from: &'life1 Key,
+                to: &'life2 Key,
+            ) -> BoxedCall<'async_trait, PutResult>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                'life2: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).copy(from, to)
             }
-            async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
-                (**self).rename(from, to).await
+            fn rename<'life0, 'life1, 'life2, 'async_trait>(
+                &'life0 self,
+                from: &'life1 Key,
+                to: &'life2 Key,
+            ) -> BoxedCall<'async_trait, ()>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                'life2: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).rename(from, to)
             }
-            async fn presign(
-                &self,
+            fn presign<'life0, 'life1, 'async_trait>(
+                &'life0 self,
                 method: PresignMethod,
-                key: &Key,
+                key: &'life1 Key,
                 expires_in: Duration,
                 options: PresignOptions,
-            ) -> Result<PresignedRequest> {
-                (**self).presign(method, key, expires_in, options).await
+            ) -> BoxedCall<'async_trait, PresignedRequest>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).presign(method, key, expires_in, options)
             }
-            async fn health(&self) -> Result<()> {
-                (**self).health().await
+            fn health<'life0, 'async_trait>(&'life0 self) -> BoxedCall<'async_trait, ()>
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).health()
             }
         }
     };
