@@ -57,7 +57,9 @@ impl ErrorKind {
         matches!(self, ErrorKind::Unavailable | ErrorKind::Timeout)
     }
 
-    fn phrase(self) -> &'static str {
+    /// The kind in words (`not found`, `unavailable`), as in messages,
+    /// logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::NotFound => "not found",
             ErrorKind::AlreadyExists => "already exists",
@@ -80,7 +82,7 @@ impl ErrorKind {
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.phrase())
+        f.write_str(self.as_str())
     }
 }
 
