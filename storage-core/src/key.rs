@@ -303,20 +303,33 @@ fn validate(key: &str, partial: bool) -> Result<(), KeyRule> {
     if key.starts_with('/') {
         return Err(KeyRule::LeadingSlash);
     }
-    for c in key.chars() {
-        if c == '\\' {
-            return Err(KeyRule::Backslash);
+    // Every key of every operation passes here: most keys are ASCII,
+    // checked byte by byte; the rest are decoded for the look-alikes.
+    if key.is_ascii() {
+        for b in key.bytes() {
+            if b == b'\\' {
+                return Err(KeyRule::Backslash);
+            }
+            if b.is_ascii_control() {
+                return Err(KeyRule::ControlCharacter);
+            }
         }
-        if c.is_control() {
-            return Err(KeyRule::ControlCharacter);
-        }
-        if is_lookalike(c) {
-            return Err(KeyRule::LookalikeCharacter);
+    } else {
+        for c in key.chars() {
+            if c == '\\' {
+                return Err(KeyRule::Backslash);
+            }
+            if c.is_control() {
+                return Err(KeyRule::ControlCharacter);
+            }
+            if is_lookalike(c) {
+                return Err(KeyRule::LookalikeCharacter);
+            }
         }
     }
-    let segment_count = key.split('/').count();
-    for (index, segment) in key.split('/').enumerate() {
-        let last = index + 1 == segment_count;
+    let mut segments = key.split('/').enumerate().peekable();
+    while let Some((index, segment)) = segments.next() {
+        let last = segments.peek().is_none();
         if segment.is_empty() {
             if partial && last {
                 continue;
