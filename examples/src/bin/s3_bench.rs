@@ -3,15 +3,21 @@
 //! the test servers (s3s-fs: a real server that checks signatures and keeps
 //! objects on disk).
 //!
-//! - 1,000 objects of 64 KiB, 16 at a time: put all, then get all.
+//! - 1,000 objects of 64 KiB, 16 at a time: put all, then get all (timed
+//!   apart and together). The two sides take turns by batches of 100
+//!   objects, so both meet the same server and disk conditions; then each
+//!   runs it again in whole phases, the figure to set next to OpenDAL's
+//!   and boto3's (their benches run it so).
 //! - One 256 MiB object: a streamed put (multipart, 8 MiB parts, 4 in
 //!   flight) and a whole-object get.
 //!
-//! Rounds alternate which side goes first, and each measurement starts
-//! after `sync` (the server keeps objects on disk, so one side's writes
-//! would otherwise be flushed during the other's turn); the best of five
-//! is reported, and the ratio ours / object_store (1.00 = equal; above 1 =
-//! slower).
+//! Seven rounds alternate which side goes first, and each side's turn
+//! starts after `sync` (the server keeps objects on disk, so one side's
+//! writes would otherwise be flushed during the other's turn). Reported:
+//! the best time of each side and their ratio, and the median (and range)
+//! of the seven ratios of one round's two sides, which is the steadier
+//! figure on a machine whose speed drifts (ours / object_store: 1.00 =
+//! equal; above 1 = slower).
 //!
 //! With `--memory GIB` it does only this instead: stream one object of that
 //! many GiB of unknown length up and down through storage-s3, and report
@@ -33,28 +39,39 @@ const SMALL_SIZE: usize = 64 * 1024;
 const CONCURRENCY: usize = 16;
 const LARGE_SIZE: usize = 256 << 20;
 const PART: usize = 8 << 20;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 fn var(name: &str) -> Result<String, String> {
     std::env::var(name)
         .map_err(|_| format!("{name} is not set; run this through `cargo xtask bench s3`"))
 }
 
-async fn ours_small(
+/// Objects per batch of the small-object workload. The two sides take
+/// turns batch by batch, so each side's time is spread over the whole
+/// phase and whatever drifts meanwhile (the server's disk, the machine's
+/// other tenants) weighs on both alike.
+const BATCH: usize = 100;
+
+async fn ours_puts(
     store: &S3Storage,
-    prefix: &str,
+    keys: &[Key],
     body: &Bytes,
 ) -> Result<Duration, Box<dyn std::error::Error>> {
-    let keys: Vec<Key> = (0..SMALL_COUNT)
-        .map(|i| Key::new(format!("{prefix}/{i:05}")))
-        .collect::<Result<_, _>>()?;
     let start = Instant::now();
-    stream::iter(&keys)
+    stream::iter(keys)
         .map(|key| store.put(key, Body::Bytes(body.clone()), PutOptions::default()))
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    stream::iter(&keys)
+    Ok(start.elapsed())
+}
+
+async fn ours_gets(
+    store: &S3Storage,
+    keys: &[Key],
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    stream::iter(keys)
         .map(|key| async move { store.get(key, GetOptions::default()).await?.bytes().await })
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
@@ -62,26 +79,72 @@ async fn ours_small(
     Ok(start.elapsed())
 }
 
-async fn theirs_small(
+async fn theirs_puts(
     store: &AmazonS3,
-    prefix: &str,
+    paths: &[Path],
     body: &Bytes,
 ) -> Result<Duration, Box<dyn std::error::Error>> {
-    let paths: Vec<Path> = (0..SMALL_COUNT)
-        .map(|i| Path::from(format!("{prefix}/{i:05}")))
-        .collect();
     let start = Instant::now();
-    stream::iter(&paths)
+    stream::iter(paths)
         .map(|path| store.put(path, PutPayload::from(body.clone())))
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    stream::iter(&paths)
+    Ok(start.elapsed())
+}
+
+async fn theirs_gets(
+    store: &AmazonS3,
+    paths: &[Path],
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    stream::iter(paths)
         .map(|path| async move { store.get(path).await?.bytes().await })
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
     Ok(start.elapsed())
+}
+
+/// One round of the small-object workload: 1,000 puts of each side, then
+/// 1,000 gets of each, taking turns by batches. Returns ours (put, get)
+/// and theirs (put, get).
+async fn small_round(
+    ours: &S3Storage,
+    theirs: &AmazonS3,
+    round: usize,
+    body: &Bytes,
+) -> Result<[(Duration, Duration); 2], Box<dyn std::error::Error>> {
+    let keys: Vec<Key> = (0..SMALL_COUNT)
+        .map(|i| Key::new(format!("bench/ours-{round}/{i:05}")))
+        .collect::<Result<_, _>>()?;
+    let paths: Vec<Path> = (0..SMALL_COUNT)
+        .map(|i| Path::from(format!("bench/theirs-{round}/{i:05}")))
+        .collect();
+    let mut ours_times = (Duration::ZERO, Duration::ZERO);
+    let mut theirs_times = (Duration::ZERO, Duration::ZERO);
+    settle();
+    for (batch, (keys, paths)) in keys.chunks(BATCH).zip(paths.chunks(BATCH)).enumerate() {
+        let ours_first = (batch + round).is_multiple_of(2);
+        for side in [ours_first, !ours_first] {
+            if side {
+                ours_times.0 += ours_puts(ours, keys, body).await?;
+            } else {
+                theirs_times.0 += theirs_puts(theirs, paths, body).await?;
+            }
+        }
+    }
+    for (batch, (keys, paths)) in keys.chunks(BATCH).zip(paths.chunks(BATCH)).enumerate() {
+        let ours_first = !(batch + round).is_multiple_of(2);
+        for side in [ours_first, !ours_first] {
+            if side {
+                ours_times.1 += ours_gets(ours, keys).await?;
+            } else {
+                theirs_times.1 += theirs_gets(theirs, paths).await?;
+            }
+        }
+    }
+    Ok([ours_times, theirs_times])
 }
 
 async fn ours_large(
@@ -185,29 +248,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Alone in this process, so the peak is this transfer's.
         return memory_check(&ours, &chunk, gib).await;
     }
-    let (mut ours_s, mut theirs_s, mut ours_up, mut ours_down, mut theirs_up, mut theirs_down) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    // Per workload, this round's time of each side.
+    let mut ours_rounds: [Vec<Duration>; 5] = Default::default();
+    let mut theirs_rounds: [Vec<Duration>; 5] = Default::default();
+    // The small workload again, in whole phases (1,000 puts, then 1,000
+    // gets, 16 at a time throughout), as OpenDAL's and boto3's benches run
+    // it: the absolute figure to set next to theirs.
+    let (mut ours_whole, mut theirs_whole) = (vec![], vec![]);
     let large_key = Key::new("bench/large-ours")?;
     let large_path = Path::from("bench/large-theirs");
     for round in 0..ROUNDS {
+        let [(ours_put, ours_get), (theirs_put, theirs_get)] =
+            small_round(&ours, &theirs, round, &small).await?;
         let ours_first = round % 2 == 0;
         for side in [ours_first, !ours_first] {
             // The server writes to disk: each side starts with nothing of
             // the other's left to flush.
             settle();
-            if side {
-                ours_s.push(ours_small(&ours, &format!("bench/ours-{round}"), &small).await?);
+            let (times, small, (up, down)) = if side {
+                let keys: Vec<Key> = (0..SMALL_COUNT)
+                    .map(|i| Key::new(format!("bench/ours-whole-{round}/{i:05}")))
+                    .collect::<Result<_, _>>()?;
+                let put = ours_puts(&ours, &keys, &small).await?;
+                ours_whole.push(put + ours_gets(&ours, &keys).await?);
                 settle();
-                let (up, down) = ours_large(&ours, &large_key, &chunk).await?;
-                ours_up.push(up);
-                ours_down.push(down);
+                let large = ours_large(&ours, &large_key, &chunk).await?;
+                (&mut ours_rounds, (ours_put, ours_get), large)
             } else {
-                theirs_s
-                    .push(theirs_small(&theirs, &format!("bench/theirs-{round}"), &small).await?);
+                let paths: Vec<Path> = (0..SMALL_COUNT)
+                    .map(|i| Path::from(format!("bench/theirs-whole-{round}/{i:05}")))
+                    .collect();
+                let put = theirs_puts(&theirs, &paths, &small).await?;
+                theirs_whole.push(put + theirs_gets(&theirs, &paths).await?);
                 settle();
-                let (up, down) = theirs_large(&theirs, &large_path, &chunk).await?;
-                theirs_up.push(up);
-                theirs_down.push(down);
+                let large = theirs_large(&theirs, &large_path, &chunk).await?;
+                (&mut theirs_rounds, (theirs_put, theirs_get), large)
+            };
+            let (put, get) = small;
+            for (workload, time) in times.iter_mut().zip([put, get, put + get, up, down]) {
+                workload.push(time);
             }
         }
     }
@@ -237,29 +316,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let (bare, with_layers) = (best(&bare_times), best(&layered_times));
-    let rows = [
-        (
-            "1,000 x 64 KiB put + get, 16 at a time",
-            best(&ours_s),
-            best(&theirs_s),
-        ),
-        (
-            "256 MiB streamed put (multipart)",
-            best(&ours_up),
-            best(&theirs_up),
-        ),
-        ("256 MiB get", best(&ours_down), best(&theirs_down)),
+    let names = [
+        "1,000 x 64 KiB put, 16 at a time",
+        "1,000 x 64 KiB get, 16 at a time",
+        "1,000 x 64 KiB put + get, 16 at a time",
+        "256 MiB streamed put (multipart)",
+        "256 MiB get",
     ];
-    println!("| S3 (s3s-fs on 127.0.0.1), best of {ROUNDS} | storage-s3 | object_store | ratio |");
-    println!("|---|---|---|---|");
-    for (name, ours, theirs) in rows {
+    println!(
+        "| S3 (s3s-fs on 127.0.0.1), {ROUNDS} rounds | storage-s3, best | object_store, best | ratio of bests | ratio per round: median (range) |"
+    );
+    println!("|---|---|---|---|---|");
+    for ((name, ours), theirs) in names.iter().zip(&ours_rounds).zip(&theirs_rounds) {
+        // Both sides ran in the same round, one after the other: the
+        // round's ratio cancels what drifts slowly (the disk, the other
+        // tenants of the machine), which the best of each does not.
+        let mut ratios: Vec<f64> = ours
+            .iter()
+            .zip(theirs)
+            .map(|(o, t)| o.as_secs_f64() / t.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
         println!(
-            "| {name} | {:.3} s | {:.3} s | {:.2} |",
-            ours.as_secs_f64(),
-            theirs.as_secs_f64(),
-            ours.as_secs_f64() / theirs.as_secs_f64()
+            "| {name} | {:.3} s | {:.3} s | {:.2} | {:.2} ({:.2}–{:.2}) |",
+            best(ours).as_secs_f64(),
+            best(theirs).as_secs_f64(),
+            best(ours).as_secs_f64() / best(theirs).as_secs_f64(),
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
         );
     }
+    println!(
+        "\n1,000 x 64 KiB put + get, 16 at a time, in whole phases as OpenDAL's and boto3's benches run it (best of {ROUNDS}): storage-s3 {:.3} s, object_store {:.3} s",
+        best(&ours_whole).as_secs_f64(),
+        best(&theirs_whole).as_secs_f64()
+    );
     println!(
         "\n| 100 x 1 MiB put + get, one at a time, best of {ROUNDS} | bare | all layers | ratio |\n|---|---|---|---|\n| storage-s3 | {:.3} s | {:.3} s | {:.3} |",
         bare.as_secs_f64(),
