@@ -22,6 +22,9 @@ use storage_core::{Checksum, Error, ErrorKind, Key, ObjectMeta, Result};
 pub(crate) const MAGIC: &[u8; 8] = b"STOBJv01";
 /// Bytes after the metadata JSON: its length and the magic.
 pub(crate) const FOOTER_LEN: u64 = 12;
+/// The page size the metadata read aligns to (a guess where pages are
+/// larger: it only decides how much the first read asks for).
+const PAGE: u64 = 4096;
 /// The largest metadata block accepted; user metadata beyond it is refused
 /// at write time.
 pub(crate) const MAX_METADATA_LEN: usize = 64 * 1024;
@@ -118,18 +121,41 @@ impl StoredMeta {
         file_len: u64,
         mut read_at: impl FnMut(&mut [u8], u64) -> Result<bool>,
     ) -> Result<Option<StoredMeta>> {
-        // Most trailers fit in 4 KiB: one read. Large user metadata takes two.
-        let guess = file_len.min(4096);
+        // Read what the file's last page holds: the trailer usually fits
+        // there, and a read within one page is one page-cache lookup and a
+        // short copy (4 KiB from the end of a 4 KiB object touched two
+        // pages). A trailer reaching into the page before, or large user
+        // metadata, takes a second read of its exact length.
+        let in_last_page = file_len.saturating_sub(1) % PAGE + 1;
+        let guess = if in_last_page >= FOOTER_LEN {
+            in_last_page
+        } else {
+            file_len.min(in_last_page + PAGE)
+        };
         let mut tail = vec![0u8; guess as usize];
         if !read_at(&mut tail, file_len - guess)? {
             return Ok(None);
         }
         match Self::decode_tail(&tail, file_len) {
             Ok((meta, _)) => Ok(Some(meta)),
-            Err(_) if guess < file_len && tail.len() >= FOOTER_LEN as usize => {
+            // A complete footer whose metadata did not fit in the first
+            // read: read exactly the trailer. (Without the end marker the
+            // length is garbage, and the first error stands.)
+            Err(_)
+                if guess < file_len && tail.len() >= FOOTER_LEN as usize && {
+                    let footer = &tail[tail.len() - FOOTER_LEN as usize..];
+                    &footer[4..] == MAGIC
+                } =>
+            {
                 let footer = &tail[tail.len() - FOOTER_LEN as usize..];
                 let json_len =
                     u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]) as u64;
+                if json_len > MAX_METADATA_LEN as u64 {
+                    return Err(Error::new(
+                        ErrorKind::Corruption,
+                        "damaged object file: metadata length out of bounds",
+                    ));
+                }
                 let want = (json_len + FOOTER_LEN).min(file_len);
                 let mut tail = vec![0u8; want as usize];
                 if !read_at(&mut tail, file_len - want)? {
@@ -178,6 +204,63 @@ mod tests {
         let (meta, content_len) = StoredMeta::decode_tail(&file, file.len() as u64).unwrap();
         assert_eq!(meta, sample());
         assert_eq!(content_len, 5);
+    }
+
+    /// An object file of `content_len` bytes of content and `sample()`'s
+    /// metadata with `user` bytes of user metadata.
+    fn object_file(content_len: usize, user: usize) -> Vec<u8> {
+        let mut meta = sample();
+        meta.size = content_len as u64;
+        meta.user_metadata = BTreeMap::from([("k".into(), "v".repeat(user))]);
+        let mut file = vec![7u8; content_len];
+        file.extend(meta.encode().unwrap());
+        file
+    }
+
+    /// Reads `file`'s metadata with `read_with`, counting the reads.
+    fn read_counting(file: &[u8]) -> (Result<Option<StoredMeta>>, usize) {
+        let mut reads = 0;
+        let result = StoredMeta::read_with(file.len() as u64, |buf, offset| {
+            reads += 1;
+            let start = offset as usize;
+            buf.copy_from_slice(&file[start..start + buf.len()]);
+            Ok(true)
+        });
+        (result, reads)
+    }
+
+    #[test]
+    fn a_trailer_in_the_last_page_takes_one_read_and_others_two() {
+        // 4 KiB of content: the trailer is alone in the second page.
+        for (content, user, reads) in [(4096, 1, 1), (100, 1, 1), (4000, 1, 2), (10, 9000, 2)] {
+            let file = object_file(content, user);
+            let (meta, counted) = read_counting(&file);
+            let meta = meta.unwrap().unwrap();
+            assert_eq!(meta.size, content as u64);
+            assert_eq!(meta.user_metadata["k"].len(), user);
+            assert_eq!(
+                counted, reads,
+                "{content} bytes of content, {user} of user metadata"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_without_its_end_marker_fails_after_one_read() {
+        // The length field of a damaged footer is not trusted: no second
+        // read of whatever size it says.
+        let mut file = object_file(100_000, 1);
+        let len = file.len();
+        file[len - 4..len - 2].copy_from_slice(b"xx");
+        let (result, reads) = read_counting(&file);
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Corruption);
+        assert_eq!(reads, 1);
+        let mut file = object_file(100_000, 1);
+        let len = file.len();
+        file[len - 12..len - 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (result, reads) = read_counting(&file);
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Corruption);
+        assert_eq!(reads, 1);
     }
 
     #[test]
