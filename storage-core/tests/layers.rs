@@ -68,6 +68,136 @@ async fn a_known_workload_gives_the_right_counts_bytes_and_errors() {
     assert_eq!(head.errors.get("not found"), Some(&3));
 }
 
+/// A `metrics` recorder that keeps each counter's total and each
+/// histogram's sample count, by name and labels (`name{a=1,b=2}`).
+#[derive(Default)]
+struct FacadeTotals {
+    counters: Mutex<std::collections::BTreeMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+    histograms: Mutex<std::collections::BTreeMap<String, Arc<SampleCount>>>,
+}
+
+#[derive(Default)]
+struct SampleCount(std::sync::atomic::AtomicU64);
+
+impl metrics::HistogramFn for SampleCount {
+    fn record(&self, _: f64) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn facade_name(key: &metrics::Key) -> String {
+    let labels: Vec<String> = key
+        .labels()
+        .map(|label| format!("{}={}", label.key(), label.value()))
+        .collect();
+    format!("{}{{{}}}", key.name(), labels.join(","))
+}
+
+impl FacadeTotals {
+    fn counter(&self, name: &str) -> u64 {
+        let counters = self.counters.lock().unwrap();
+        counters
+            .get(name)
+            .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+    fn samples(&self, name: &str) -> u64 {
+        let histograms = self.histograms.lock().unwrap();
+        histograms
+            .get(name)
+            .map_or(0, |h| h.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl metrics::Recorder for FacadeTotals {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let mut counters = self.counters.lock().unwrap();
+        metrics::Counter::from_arc(counters.entry(facade_name(key)).or_default().clone())
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        let mut histograms = self.histograms.lock().unwrap();
+        metrics::Histogram::from_arc(histograms.entry(facade_name(key)).or_default().clone())
+    }
+}
+
+#[test]
+fn the_metrics_facade_gets_counts_latencies_bytes_and_errors_by_label() {
+    let totals = FacadeTotals::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // The recorder is this thread's for the closure, and the runtime runs
+    // every call on this thread.
+    metrics::with_local_recorder(&totals, || {
+        runtime.block_on(async {
+            let metrics = Metrics::new(MemoryStorage::new());
+            for i in 0..4 {
+                let key = Key::new(format!("k{i}")).unwrap();
+                metrics
+                    .put(&key, vec![7u8; 100].into(), PutOptions::default())
+                    .await
+                    .unwrap();
+            }
+            let result = metrics
+                .get(&Key::new("k0").unwrap(), GetOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(result.bytes().await.unwrap().len(), 100);
+            for _ in 0..2 {
+                let missing = Key::new("missing").unwrap();
+                assert!(metrics.head(&missing).await.is_err());
+            }
+        })
+    });
+    let ops = |op: &str| format!("storage_operations_total{{provider=memory,operation={op}}}");
+    assert_eq!(totals.counter(&ops("put")), 4);
+    assert_eq!(totals.counter(&ops("get")), 1);
+    assert_eq!(totals.counter(&ops("head")), 2);
+    assert_eq!(
+        totals.samples("storage_operation_seconds{provider=memory,operation=put}"),
+        4
+    );
+    assert_eq!(
+        totals.counter("storage_errors_total{provider=memory,operation=head,kind=not found}"),
+        2
+    );
+    assert_eq!(
+        totals.counter("storage_bytes_total{provider=memory,direction=in}"),
+        400
+    );
+    assert_eq!(
+        totals.counter("storage_bytes_total{provider=memory,direction=out}"),
+        100
+    );
+}
+
 /// Collects the audit events' fields as text.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<String>>>);

@@ -21,8 +21,8 @@ use crate::storage::{ListStream, Storage};
 /// Latency samples kept per operation for percentiles.
 const SAMPLES: usize = 4096;
 
-/// The operations that get their `metrics` keys built in advance.
-const OPERATIONS: [Operation; 8] = [
+/// Every operation, in the order of [`slot`].
+const OPERATIONS: [Operation; 9] = [
     Operation::Put,
     Operation::Get,
     Operation::Head,
@@ -31,7 +31,24 @@ const OPERATIONS: [Operation; 8] = [
     Operation::Copy,
     Operation::Rename,
     Operation::Presign,
+    Operation::Open,
 ];
+
+/// `operation`'s place in [`OPERATIONS`] (a match, so that a new
+/// operation cannot be left without its keys).
+fn slot(operation: Operation) -> usize {
+    match operation {
+        Operation::Put => 0,
+        Operation::Get => 1,
+        Operation::Head => 2,
+        Operation::Delete => 3,
+        Operation::List => 4,
+        Operation::Copy => 5,
+        Operation::Rename => 6,
+        Operation::Presign => 7,
+        Operation::Open => 8,
+    }
+}
 
 /// Where the facade's metrics say they come from.
 static METADATA: metrics::Metadata<'static> =
@@ -43,9 +60,9 @@ static METADATA: metrics::Metadata<'static> =
 #[derive(Debug)]
 struct FacadeKeys {
     provider: metrics::SharedString,
-    /// `storage_operations_total` and `storage_operation_seconds`, in the
-    /// order of [`OPERATIONS`].
-    calls: Vec<(metrics::Key, metrics::Key)>,
+    /// `storage_operations_total` and `storage_operation_seconds` of each
+    /// operation, at its [`slot`].
+    calls: [(metrics::Key, metrics::Key); OPERATIONS.len()],
     bytes_in: metrics::Key,
     bytes_out: metrics::Key,
 }
@@ -63,15 +80,12 @@ impl FacadeKeys {
             )
         };
         Self {
-            calls: OPERATIONS
-                .iter()
-                .map(|op| {
-                    (
-                        labelled("storage_operations_total", "operation", op.as_str()),
-                        labelled("storage_operation_seconds", "operation", op.as_str()),
-                    )
-                })
-                .collect(),
+            calls: OPERATIONS.map(|op| {
+                (
+                    labelled("storage_operations_total", "operation", op.as_str()),
+                    labelled("storage_operation_seconds", "operation", op.as_str()),
+                )
+            }),
             bytes_in: labelled("storage_bytes_total", "direction", "in"),
             bytes_out: labelled("storage_bytes_total", "direction", "out"),
             provider,
@@ -157,21 +171,10 @@ impl MetricsRecorder {
 
     fn record(&self, operation: Operation, elapsed: Duration, error: Option<ErrorKind>) {
         let op = operation.as_str();
-        match OPERATIONS.iter().position(|known| *known == operation) {
-            Some(slot) => {
-                let (calls, seconds) = &self.keys.calls[slot];
-                metrics::with_recorder(|r| r.register_counter(calls, &METADATA)).increment(1);
-                metrics::with_recorder(|r| r.register_histogram(seconds, &METADATA))
-                    .record(elapsed.as_secs_f64());
-            }
-            None => {
-                let provider = self.keys.provider.clone();
-                metrics::counter!("storage_operations_total", "provider" => provider.clone(), "operation" => op)
-                    .increment(1);
-                metrics::histogram!("storage_operation_seconds", "provider" => provider, "operation" => op)
-                    .record(elapsed.as_secs_f64());
-            }
-        }
+        let (calls, seconds) = &self.keys.calls[slot(operation)];
+        metrics::with_recorder(|r| r.register_counter(calls, &METADATA)).increment(1);
+        metrics::with_recorder(|r| r.register_histogram(seconds, &METADATA))
+            .record(elapsed.as_secs_f64());
         if let Some(kind) = error {
             metrics::counter!("storage_errors_total", "provider" => self.keys.provider.clone(), "operation" => op, "kind" => kind.as_str())
                 .increment(1);
@@ -525,5 +528,17 @@ impl<S: Storage> Storage for Audit<S> {
             self.inner.presign(method, key, expires_in, options),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_has_its_own_slot() {
+        for (index, operation) in OPERATIONS.iter().enumerate() {
+            assert_eq!(slot(*operation), index, "{operation}");
+        }
     }
 }
