@@ -127,17 +127,10 @@ mod imp {
 #[cfg(all(test, target_os = "linux"))]
 #[allow(clippy::unwrap_used)] // Tests fail by panicking.
 mod tests {
-    use super::*;
-
-    /// A folder on the disk the tests were built on, not in `/tmp`, which
-    /// is often tmpfs, where `RESOLVE_CACHED` opens never succeed (so the
-    /// non-waiting path always misses there, and these tests would not
-    /// exercise it).
-    fn scratch_folder() -> tempfile::TempDir {
-        let exe = std::env::current_exe().unwrap();
-        tempfile::tempdir_in(exe.parent().unwrap()).unwrap()
-    }
     use cap_std::ambient_authority;
+
+    use super::*;
+    use crate::scratch_folder;
 
     fn folder_with_file() -> (tempfile::TempDir, Dir) {
         let folder = scratch_folder();

@@ -73,3 +73,13 @@ fn create(table: &ProviderConfig<'_>) -> Result<ProviderFuture, ConfigError> {
         Ok(Arc::new(store) as Arc<dyn Storage>)
     }))
 }
+
+/// A folder for unit tests on the disk the tests were built on, not in
+/// `/tmp`, which is often tmpfs, where `RESOLVE_CACHED` opens never succeed
+/// (so the non-waiting path would always miss and go untested).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail by panicking.
+fn scratch_folder() -> tempfile::TempDir {
+    let exe = std::env::current_exe().unwrap();
+    tempfile::tempdir_in(exe.parent().unwrap()).unwrap()
+}

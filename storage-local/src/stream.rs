@@ -202,7 +202,7 @@ fn read_ahead(
     while remaining > 0 {
         let want = remaining.min(READ_CHUNK as u64) as usize;
         let mut buffer = pool.take(buffer_len);
-        let item = match read_full(&mut file, &mut buffer[..want]) {
+        let item = match file.read_exact(&mut buffer[..want]).map_err(read_error) {
             Ok(()) => {
                 remaining -= want as u64;
                 crc.update(&buffer[..want]);
@@ -220,20 +220,7 @@ fn read_ahead(
     }
 }
 
-/// Fills `buffer` from `file`; a file that ends first is `Corruption`.
-fn read_full(file: &mut File, buffer: &mut [u8]) -> Result<()> {
-    let mut done = 0;
-    while done < buffer.len() {
-        match file.read(&mut buffer[done..]) {
-            Ok(0) => return Err(read_error(io::ErrorKind::UnexpectedEof.into())),
-            Ok(read) => done += read,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(read_error(err)),
-        }
-    }
-    Ok(())
-}
-
+/// A read error; a file that ended early is `Corruption`.
 fn read_error(err: io::Error) -> Error {
     if err.kind() == io::ErrorKind::UnexpectedEof {
         Error::new(ErrorKind::Corruption, "the object file ended early")
@@ -245,17 +232,10 @@ fn read_error(err: io::Error) -> Error {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Tests fail by panicking.
 mod tests {
-    use super::*;
-
-    /// A folder on the disk the tests were built on, not in `/tmp`, which
-    /// is often tmpfs, where `RESOLVE_CACHED` opens never succeed (so the
-    /// non-waiting path always misses there, and these tests would not
-    /// exercise it).
-    fn scratch_folder() -> tempfile::TempDir {
-        let exe = std::env::current_exe().unwrap();
-        tempfile::tempdir_in(exe.parent().unwrap()).unwrap()
-    }
     use futures::StreamExt;
+
+    use super::*;
+    use crate::scratch_folder;
 
     /// A file of `len` patterned bytes, flushed so its pages are clean.
     fn file_of(len: usize) -> (tempfile::TempDir, File, Vec<u8>) {
@@ -344,9 +324,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_file_shorter_than_its_range_is_corruption() {
-        let (_folder, file, content) = file_of(READ_CHUNK + 10);
-        let mut stream = FileStream::new(file, 0..content.len() as u64 + 100, None, true);
-        let (_, err) = drain(&mut stream).await;
-        assert_eq!(err.expect("no error").kind(), ErrorKind::Corruption);
+        // On the consumer's task and on the blocking reader alike.
+        for cached_reads in [true, false] {
+            let (_folder, file, content) = file_of(READ_CHUNK + 10);
+            let range = 0..content.len() as u64 + 100;
+            let mut stream = FileStream::new(file, range, None, cached_reads);
+            let (_, err) = drain(&mut stream).await;
+            assert_eq!(err.expect("no error").kind(), ErrorKind::Corruption);
+        }
     }
 }
