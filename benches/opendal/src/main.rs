@@ -13,7 +13,7 @@
 //!   of the same bytes in this process, best of four, as MiB/s and as a
 //!   ratio to raw; then `--small` 4 KiB objects written, read, stat'ed and
 //!   deleted one at a time and 16 at a time (16 tasks, the same names in
-//!   100 folders, as `local_bench`; gets and stats go over the objects ten
+//!   100 folders, as `local_bench`; gets and stats go over the objects thirty
 //!   times), as operations per second; and the put again with
 //!   `atomic_write_dir` set (a temporary file renamed into place, as ours).
 //! - `s3`: OpenDAL's s3 service: 1,000 objects of 64 KiB, 16 at a time, put
@@ -38,7 +38,7 @@ const READ_CHUNK: usize = 2 << 20;
 const ROUNDS: usize = 4;
 const CONCURRENCY: usize = 16;
 /// Gets and stats go over the objects this many times (as in local_bench).
-const READ_PASSES: usize = 10;
+const READ_PASSES: usize = 30;
 /// Warm reads of each side per round of the large object.
 const WARM_READS: usize = 3;
 
