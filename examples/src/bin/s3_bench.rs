@@ -265,7 +265,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // The server writes to disk: each side starts with nothing of
             // the other's left to flush.
             settle();
-            let (times, small, (up, down)) = if side {
+            let (times, (put, get), (up, down)) = if side {
                 let keys: Vec<Key> = (0..SMALL_COUNT)
                     .map(|i| Key::new(format!("bench/ours-whole-{round}/{i:05}")))
                     .collect::<Result<_, _>>()?;
@@ -284,7 +284,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let large = theirs_large(&theirs, &large_path, &chunk).await?;
                 (&mut theirs_rounds, (theirs_put, theirs_get), large)
             };
-            let (put, get) = small;
             for (workload, time) in times.iter_mut().zip([put, get, put + get, up, down]) {
                 workload.push(time);
             }
