@@ -25,6 +25,7 @@ use crate::layout;
 use crate::list::Walker;
 use crate::presign::UrlSigner;
 use crate::stream::FileStream;
+use crate::writeback::{self, WriteBehind};
 
 /// Chunks of a streamed put buffered ahead of the writer thread.
 const WRITE_AHEAD: usize = 4;
@@ -73,7 +74,20 @@ struct TempFile {
     slot: ObjectSlot,
     name: String,
     file: File,
+    write_behind: WriteBehind,
     published: bool,
+}
+
+impl TempFile {
+    /// Appends `bytes`, starting the write-out of each finished window
+    /// when the put will `fsync` (see [`crate::writeback`]).
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        for window in bytes.chunks(writeback::WINDOW as usize) {
+            self.file.write_all(window).map_err(from_io)?;
+            self.write_behind.after_write(&self.file, window.len());
+        }
+        Ok(())
+    }
 }
 
 impl Drop for TempFile {
@@ -240,7 +254,7 @@ impl LocalStorage {
         let writer = tokio::task::spawn_blocking(move || -> Result<TempFile> {
             let mut temp = inner.create_temp(&path)?;
             while let Some(chunk) = receiver.blocking_recv() {
-                temp.file.write_all(&chunk).map_err(from_io)?;
+                temp.write(&chunk)?;
             }
             Ok(temp)
         });
@@ -298,6 +312,7 @@ impl Inner {
                         slot,
                         name,
                         file: file.into_std(),
+                        write_behind: WriteBehind::new(self.config.fsync),
                         published: false,
                     });
                 }
@@ -652,7 +667,7 @@ impl Storage for LocalStorage {
             Body::Bytes(bytes) => self
                 .blocking(move |inner| {
                     let mut temp = inner.create_temp(&path)?;
-                    temp.file.write_all(&bytes).map_err(from_io)?;
+                    temp.write(&bytes)?;
                     let written = Written {
                         temp,
                         size: bytes.len() as u64,

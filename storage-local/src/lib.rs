@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
-#![forbid(unsafe_code)]
 
 mod backend;
 mod buffers;
@@ -14,6 +13,7 @@ mod presign;
 #[cfg(feature = "server")]
 mod server;
 mod stream;
+mod writeback;
 
 pub use backend::LocalStorage;
 pub use config::LocalConfig;

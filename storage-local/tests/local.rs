@@ -12,8 +12,8 @@ use futures::TryStreamExt;
 use proptest::prelude::*;
 use storage_core::conformance::pattern;
 use storage_core::{
-    Body, ErrorKind, GetOptions, Key, ListEntry, ListOptions, Prefix, PresignMethod, PutOptions,
-    Storage,
+    Body, Bytes, ErrorKind, GetOptions, Key, ListEntry, ListOptions, Prefix, PresignMethod,
+    PutOptions, Storage,
 };
 use storage_local::{LocalConfig, LocalStorage};
 
@@ -628,4 +628,45 @@ fn killing_a_writer_at_any_moment_leaves_only_whole_objects() {
         seen_objects += runtime.block_on(assert_only_whole_objects(folder.path()));
     }
     assert!(seen_objects > 0, "the writer never published an object");
+}
+
+/// Puts with fsync start the write-out of each finished 8 MiB while the
+/// rest is written (src/writeback.rs); objects spanning several windows,
+/// with chunks that end inside them, arrive whole, from a stream and from
+/// one large buffer.
+#[test]
+fn puts_that_span_several_write_out_windows_round_trip() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let config = LocalConfig::new(folder.path()).with_verify_checksums(true);
+    let store = LocalStorage::open(config).expect("the store opens");
+    assert!(store.config().fsync, "write-out starts only with fsync");
+    let data = pattern(3, (25 << 20) + 4_321);
+    runtime().block_on(async {
+        let streamed = Key::new("windows/streamed").unwrap();
+        let chunks: Vec<_> = data
+            .chunks((3 << 20) + 1)
+            .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+            .collect();
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        let put = store
+            .put(&streamed, body, PutOptions::default())
+            .await
+            .expect("a streamed put");
+        assert_eq!(put.size, data.len() as u64);
+        let whole = Key::new("windows/whole").unwrap();
+        store
+            .put(&whole, data.clone().into(), PutOptions::default())
+            .await
+            .expect("a put from memory");
+        for key in [&streamed, &whole] {
+            let read = store
+                .get(key, GetOptions::default())
+                .await
+                .expect("a get")
+                .bytes()
+                .await
+                .expect("the content");
+            assert!(read == data, "{key}: the content differs");
+        }
+    });
 }
