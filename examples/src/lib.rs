@@ -1,6 +1,6 @@
 //! The examples' shared code: what the benchmarks share (deterministic
-//! data, the best of several rounds, this process's peak resident memory,
-//! a quiet disk before each measurement),
+//! data, the best of several rounds, this process's peak resident memory
+//! and CPU time, a quiet disk before each measurement),
 //! and [`in_house`], a third-party provider registered at compile time.
 
 pub mod in_house;
@@ -47,6 +47,17 @@ pub fn peak_mib() -> f64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0.0);
     kib / 1024.0
+}
+
+/// CPU time (user and system, every thread) this process has used so far.
+/// Against a server on the same machine, the difference over a workload is
+/// the client's own cost, whatever the server's speed.
+pub fn cpu_time() -> Duration {
+    let spent = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(spent.tv_sec).unwrap_or(0),
+        u32::try_from(spent.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Puts `size` bytes (`chunk` repeated) as a stream of unknown length, so
