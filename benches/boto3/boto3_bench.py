@@ -2,8 +2,9 @@
 workload against the same server: 1,000 objects of 64 KiB, 16 at a time
 (a 16-thread pool, one client shared, as boto3 allows), put then get,
 best of five, each after `sync`, with the CPU time (user and system,
-all threads) the client spent on put + get, the least of five. Run by `cargo xtask bench s3`, which
-passes the server in STORAGE_TEST_S3S_* and STORAGE_TEST_S3_BUCKET.
+all threads) the client spent on put + get, the least of five. Run by
+`cargo xtask bench s3`, which passes the server (a Garage node) in
+STORAGE_BENCH_S3_*.
 """
 
 import os
@@ -21,13 +22,13 @@ CONCURRENCY = 16
 def main():
     client = boto3.client(
         "s3",
-        endpoint_url=os.environ["STORAGE_TEST_S3S_ENDPOINT"],
+        endpoint_url=os.environ["STORAGE_BENCH_S3_ENDPOINT"],
         region_name="us-east-1",
-        aws_access_key_id=os.environ["STORAGE_TEST_S3S_ACCESS_KEY"],
-        aws_secret_access_key=os.environ["STORAGE_TEST_S3S_SECRET_KEY"],
+        aws_access_key_id=os.environ["STORAGE_BENCH_S3_ACCESS_KEY"],
+        aws_secret_access_key=os.environ["STORAGE_BENCH_S3_SECRET_KEY"],
         config=Config(max_pool_connections=CONCURRENCY, s3={"addressing_style": "path"}),
     )
-    bucket = os.environ["STORAGE_TEST_S3_BUCKET"]
+    bucket = os.environ["STORAGE_BENCH_S3_BUCKET"]
     body = bytes((i * 31 + 7) % 256 for i in range(SIZE))
     keys = [f"boto3-bench/small/{i:04}" for i in range(COUNT)]
 

@@ -9,15 +9,17 @@
 //!   it starts), and a 1 GiB memory check.
 //! - `plugin`: `plugin_bench`, the same providers linked statically and
 //!   loaded from their cdylib (built here in release).
-//! - `s3`, `gcs`: with the test servers started: `s3_bench` (ours next to
-//!   object_store), then OpenDAL's s3 service and boto3
-//!   (`benches/boto3`) on the same workload, `gcs_bench`; each with a
-//!   2 GiB memory check in a process of its own.
+//! - `s3`: on a Garage node (see `garage.rs` for why not the test
+//!   servers' s3s-fs): `s3_bench` (ours next to object_store), then
+//!   OpenDAL's s3 service and boto3 (`benches/boto3`) on the same
+//!   workload, and a 2 GiB memory check in a process of its own.
+//! - `gcs`: with the test servers started: `gcs_bench`, and its 2 GiB
+//!   memory check.
 
 use std::path::PathBuf;
 
 use crate::report::Report;
-use crate::{cargo, plugins, servers};
+use crate::{cargo, garage, plugins, servers};
 
 fn cargo_path() -> PathBuf {
     PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
@@ -149,6 +151,13 @@ fn run_into(report: &mut Report, which: &str, rest: &[&str]) -> Result<(), Strin
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     if which == "s3" || all {
+        let garage = garage::start()?;
+        // The test servers' variables say where boto3's Python is.
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .copied()
+            .chain(garage.env().iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .collect();
         example(report, "s3_bench", &[], &env)?;
         opendal(report, &["s3"], &env)?;
         boto3(report, &env)?;

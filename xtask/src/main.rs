@@ -18,6 +18,7 @@
 //!   `bench.rs`.
 
 mod bench;
+mod garage;
 mod plugins;
 mod report;
 mod servers;

@@ -66,7 +66,7 @@ impl Servers {
     }
 }
 
-fn cache_dir() -> Result<PathBuf, String> {
+pub(crate) fn cache_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("STORAGE_TEST_SERVERS_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
@@ -80,7 +80,7 @@ fn cache_dir() -> Result<PathBuf, String> {
         .join("storage-test-servers"))
 }
 
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
+pub(crate) fn run(command: &mut Command, what: &str) -> Result<(), String> {
     eprintln!("xtask: {what}");
     let status = command
         .status()
@@ -205,7 +205,7 @@ fn install_s3s_fs(dir: &Path) -> Result<PathBuf, String> {
     Ok(binary)
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|err| format!("no free port: {err}"))?;
     listener

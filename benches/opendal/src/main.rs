@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! storage-bench-opendal local [--size BYTES] [--small N] [--dir DIR]
-//! storage-bench-opendal s3     # server from STORAGE_TEST_S3S_* variables
+//! storage-bench-opendal s3     # server from STORAGE_BENCH_S3_* variables
 //! ```
 //!
 //! - `local`: OpenDAL's fs service. A `--size` object streamed in 4 MiB
@@ -331,11 +331,11 @@ async fn s3() -> Result<(), Failure> {
     };
     let op = Operator::new(
         services::S3::default()
-            .endpoint(&var("STORAGE_TEST_S3S_ENDPOINT")?)
-            .bucket(&var("STORAGE_TEST_S3_BUCKET")?)
+            .endpoint(&var("STORAGE_BENCH_S3_ENDPOINT")?)
+            .bucket(&var("STORAGE_BENCH_S3_BUCKET")?)
             .region("us-east-1")
-            .access_key_id(&var("STORAGE_TEST_S3S_ACCESS_KEY")?)
-            .secret_access_key(&var("STORAGE_TEST_S3S_SECRET_KEY")?)
+            .access_key_id(&var("STORAGE_BENCH_S3_ACCESS_KEY")?)
+            .secret_access_key(&var("STORAGE_BENCH_S3_SECRET_KEY")?)
             .disable_config_load()
             .disable_ec2_metadata(),
     )?;

@@ -1,7 +1,7 @@
 //! The S3 backend next to `object_store` used directly, against the same
 //! server in the same run. Run it with `cargo xtask bench s3`, which starts
-//! the test servers (s3s-fs: a real server that checks signatures and keeps
-//! objects on disk).
+//! a Garage node (a production S3-compatible server that checks signatures
+//! and keeps objects on disk) and passes it in `STORAGE_BENCH_S3_*`.
 //!
 //! - 1,000 objects of 64 KiB, 16 at a time: put all, then get all (timed
 //!   apart and together). The two sides take turns by batches of 100
@@ -218,10 +218,10 @@ async fn one_mib_round_trips(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let endpoint = var("STORAGE_TEST_S3S_ENDPOINT")?;
-    let bucket = var("STORAGE_TEST_S3_BUCKET")?;
-    let access_key = var("STORAGE_TEST_S3S_ACCESS_KEY")?;
-    let secret = var("STORAGE_TEST_S3S_SECRET_KEY")?;
+    let endpoint = var("STORAGE_BENCH_S3_ENDPOINT")?;
+    let bucket = var("STORAGE_BENCH_S3_BUCKET")?;
+    let access_key = var("STORAGE_BENCH_S3_ACCESS_KEY")?;
+    let secret = var("STORAGE_BENCH_S3_SECRET_KEY")?;
     let ours = S3Storage::new(
         S3Config::new(&bucket)
             .with_endpoint(&endpoint, true)
@@ -333,7 +333,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "256 MiB get",
     ];
     println!(
-        "| S3 (s3s-fs on 127.0.0.1), {ROUNDS} rounds | storage-s3, best | object_store, best | ratio of bests | ratio per round: median (range) |"
+        "| S3 (Garage on 127.0.0.1), {ROUNDS} rounds | storage-s3, best | object_store, best | ratio of bests | ratio per round: median (range) |"
     );
     println!("|---|---|---|---|---|");
     for ((name, ours), theirs) in names.iter().zip(&ours_rounds).zip(&theirs_rounds) {
