@@ -15,12 +15,15 @@
 //!   The best of each is compared (`BENCH_VERBOSE=1` prints every round).
 //! - Small objects: `--small` objects of 4 KiB (default 2000) put, get,
 //!   head and delete one at a time and 16 at a time (16 tasks, each taking
-//!   the next key when done; gets and heads go over the objects thirty
-//!   times), as operations per second, at three
+//!   the next key when done), as operations per second, at three
 //!   durability settings (file and folder flushed, our default; the file
 //!   only, as OpenDAL; nothing, as object_store), each next to plain files
 //!   of the same names written (and flushed alike), read, stat'ed and
-//!   removed with plain system calls (on as many threads).
+//!   removed with plain system calls (on as many threads). Gets and heads
+//!   go over the objects thirty times, in five rounds in which raw and
+//!   store take turns (six passes each); each side's median round is
+//!   shown, and the ratio is the median of the five rounds' ratios, with
+//!   their range.
 //! - The same large and small workloads through object_store's
 //!   `LocalFileSystem` on the same disk, as an anchor. It never fsyncs, so
 //!   its rows compare with ours without fsync (and its large put with a raw
@@ -53,6 +56,10 @@ const CONCURRENCY: [usize; 2] = [1, 16];
 /// Gets and heads go over the objects this many times: one pass of 2,000
 /// takes about 7 ms, and ten passes still moved ±15% between runs.
 const READ_PASSES: usize = 30;
+/// Rounds the small reads are split into, raw and store taking turns.
+const READ_ROUNDS: usize = 5;
+/// Passes over the objects per side and round.
+const PASSES_PER_ROUND: usize = READ_PASSES / READ_ROUNDS;
 
 fn at_a_time(concurrency: usize) -> String {
     match concurrency {
@@ -374,6 +381,41 @@ impl Durability {
     }
 }
 
+/// The median of `values` and their range.
+fn median_and_range(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let median = values.get(values.len() / 2).copied().unwrap_or(0.0);
+    let low = values.first().copied().unwrap_or(0.0);
+    let high = values.last().copied().unwrap_or(0.0);
+    (median, low, high)
+}
+
+/// A read workload measured in rounds that alternate raw and store: each
+/// side's operations per second in every round.
+#[derive(Default)]
+struct PairedReads {
+    raw: Vec<f64>,
+    ours: Vec<f64>,
+}
+
+impl PairedReads {
+    /// Raw's and ours' median rate, and the median and range of the
+    /// rounds' ratios (ours / raw).
+    fn summary(&self) -> (f64, f64, (f64, f64, f64)) {
+        let ratios = self
+            .ours
+            .iter()
+            .zip(&self.raw)
+            .map(|(ours, raw)| ours / raw)
+            .collect();
+        (
+            median_and_range(self.raw.clone()).0,
+            median_and_range(self.ours.clone()).0,
+            median_and_range(ratios),
+        )
+    }
+}
+
 async fn small(
     args: &Args,
     durability: Durability,
@@ -389,10 +431,12 @@ async fn small(
         .map(|i| Key::new(format!("small/{:03}/{i:06}", i % 100)))
         .collect::<Result<_, _>>()?;
     let label = durability.label();
-    let raw_folder = args.dir.join("small-raw");
     for concurrency in CONCURRENCY {
-        let raw = raw_small(&raw_folder, args.small, durability, concurrency)?;
+        // Fresh folders each time, as the store's puts create new files
+        // after its deletes.
+        let raw = RawFiles::new(&args.dir.join("small-raw"), args.small, durability)?;
         let context = (store.clone(), keys.clone(), body.clone());
+        let raw_put = raw.put(concurrency)?;
         let put = ops_per_s(
             context.clone(),
             keys.len(),
@@ -406,28 +450,50 @@ async fn small(
             },
         )
         .await?;
-        let get = ops_per_s(
-            context.clone(),
-            keys.len() * READ_PASSES,
-            concurrency,
-            |(store, keys, _), i| async move {
-                let bytes = store
-                    .get(&keys[i % keys.len()], GetOptions::default())
-                    .await?
-                    .bytes()
-                    .await?;
-                assert_eq!(bytes.len(), 4096);
-                Ok::<(), storage_core::Error>(())
-            },
-        )
-        .await?;
-        let head = ops_per_s(
-            context.clone(),
-            keys.len() * READ_PASSES,
-            concurrency,
-            |(store, keys, _), i| async move { store.head(&keys[i % keys.len()]).await.map(drop) },
-        )
-        .await?;
+        // Reads take turns with raw's, round by round, so both meet the
+        // same machine: read one after the other, a phase apart, raw gets
+        // of the same files moved by 20% between phases.
+        let (mut gets, mut heads) = (PairedReads::default(), PairedReads::default());
+        for round in 0..READ_ROUNDS {
+            let raw_first = round % 2 == 0;
+            for side in [raw_first, !raw_first] {
+                if side {
+                    gets.raw.push(raw.get(concurrency)?);
+                    heads.raw.push(raw.head(concurrency)?);
+                    continue;
+                }
+                gets.ours.push(
+                    ops_per_s(
+                        context.clone(),
+                        keys.len() * PASSES_PER_ROUND,
+                        concurrency,
+                        |(store, keys, _), i| async move {
+                            let bytes = store
+                                .get(&keys[i % keys.len()], GetOptions::default())
+                                .await?
+                                .bytes()
+                                .await?;
+                            assert_eq!(bytes.len(), 4096);
+                            Ok::<(), storage_core::Error>(())
+                        },
+                    )
+                    .await?,
+                );
+                heads.ours.push(
+                    ops_per_s(
+                        context.clone(),
+                        keys.len() * PASSES_PER_ROUND,
+                        concurrency,
+                        |(store, keys, _), i| async move {
+                            store.head(&keys[i % keys.len()]).await.map(drop)
+                        },
+                    )
+                    .await?,
+                );
+            }
+        }
+        let raw_delete = raw.delete(concurrency)?;
+        let raw_atomic_put = raw.atomic_put(concurrency)?;
         let delete = ops_per_s(
             context,
             keys.len(),
@@ -445,39 +511,47 @@ async fn small(
         };
         row(
             format!("raw 4 KiB put ({label}), {at}"),
-            raw.put,
+            raw_put,
             "1.00".into(),
         );
         row(
             format!("raw 4 KiB atomic put: temp, rename ({label}), {at}"),
-            raw.atomic_put,
-            format!("{:.2} of raw put", raw.atomic_put / raw.put),
+            raw_atomic_put,
+            format!("{:.2} of raw put", raw_atomic_put / raw_put),
         );
         row(
             format!("4 KiB put ({label}), {at}"),
             put,
             format!(
                 "{:.2} of raw put, {:.2} of raw atomic put",
-                put / raw.put,
-                put / raw.atomic_put
+                put / raw_put,
+                put / raw_atomic_put
             ),
         );
-        for (op, rate, raw) in [
-            ("get", get, raw.get),
-            ("head", head, raw.head),
-            ("delete", delete, raw.delete),
-        ] {
+        for (op, reads) in [("get", &gets), ("head", &heads)] {
+            let (raw_rate, our_rate, (ratio, low, high)) = reads.summary();
             row(
-                format!("raw 4 KiB {op} ({label}), {at}"),
-                raw,
+                format!("raw 4 KiB {op} ({label}), {at}, median of {READ_ROUNDS} rounds"),
+                raw_rate,
                 "1.00".into(),
             );
             row(
-                format!("4 KiB {op} ({label}), {at}"),
-                rate,
-                format!("{:.2} of raw", rate / raw),
+                format!("4 KiB {op} ({label}), {at}, median of {READ_ROUNDS} rounds"),
+                our_rate,
+                format!("{ratio:.2} of raw (rounds: {low:.2}–{high:.2})"),
             );
         }
+        row(
+            format!("raw 4 KiB delete ({label}), {at}"),
+            raw_delete,
+            "1.00".into(),
+        );
+        row(
+            format!("4 KiB delete ({label}), {at}"),
+            delete,
+            format!("{:.2} of raw", delete / raw_delete),
+        );
+        raw.remove()?;
     }
     std::fs::remove_dir_all(&folder)?;
     Ok(())
@@ -485,31 +559,46 @@ async fn small(
 
 /// The physical limit for small objects: plain files of the same names,
 /// written (then flushed as `durability` says), read, stat'ed and removed
-/// with plain system calls, on `concurrency` threads; operations per
-/// second of each.
-fn raw_small(
-    folder: &Path,
-    count: usize,
+/// with plain system calls, on as many threads as the store has tasks.
+struct RawFiles {
+    folder: PathBuf,
+    paths: Vec<PathBuf>,
     durability: Durability,
-    concurrency: usize,
-) -> std::io::Result<RawSmall> {
-    let paths: Vec<PathBuf> = (0..count)
-        .map(|i| folder.join(format!("small/{:03}/{i:06}", i % 100)))
-        .collect();
-    for path in &paths {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+    body: Vec<u8>,
+}
+
+impl RawFiles {
+    fn new(folder: &Path, count: usize, durability: Durability) -> std::io::Result<Self> {
+        let paths: Vec<PathBuf> = (0..count)
+            .map(|i| folder.join(format!("small/{:03}/{i:06}", i % 100)))
+            .collect();
+        for path in &paths {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
         }
+        Ok(RawFiles {
+            folder: folder.to_owned(),
+            paths,
+            durability,
+            body: vec![42u8; 4096],
+        })
     }
-    let body = vec![42u8; 4096];
-    // Work is handed out as `ops_per_s` hands it to the store's tasks:
-    // each thread takes the next item of one shared sequence, so raw and
-    // store sweep the same files in the same order. (Giving each thread
-    // its own slice instead kept each core on a few hundred files and
-    // made raw reads a quarter faster from CPU caches alone.)
-    let phases = |passes: usize,
-                  work: &(dyn Fn(&Path) -> std::io::Result<()> + Sync)|
-     -> std::io::Result<f64> {
+
+    /// Operations per second of `work` over the files, `passes` times, on
+    /// `concurrency` threads. Work is handed out as `ops_per_s` hands it
+    /// to the store's tasks: each thread takes the next item of one shared
+    /// sequence, so raw and store sweep the same files in the same order.
+    /// (Giving each thread its own slice instead kept each core on a few
+    /// hundred files and made raw reads a quarter faster from CPU caches
+    /// alone.)
+    fn run(
+        &self,
+        passes: usize,
+        concurrency: usize,
+        work: &(dyn Fn(&Path) -> std::io::Result<()> + Sync),
+    ) -> std::io::Result<f64> {
+        let count = self.paths.len();
         let total = count * passes;
         let next = AtomicUsize::new(0);
         settle();
@@ -523,7 +612,7 @@ fn raw_small(
                             if item >= total {
                                 return Ok(());
                             }
-                            work(&paths[item % count])?;
+                            work(&self.paths[item % count])?;
                         }
                     })
                 })
@@ -535,68 +624,80 @@ fn raw_small(
             })
         })?;
         Ok(total as f64 / start.elapsed().as_secs_f64())
-    };
-    let phase = |work: &(dyn Fn(&Path) -> std::io::Result<()> + Sync)| phases(1, work);
-    let put = phase(&|path| {
-        let mut file = std::fs::File::create(path)?;
-        file.write_all(&body)?;
-        if durability != Durability::Nothing {
-            file.sync_all()?;
-        }
-        if durability == Durability::FileAndFolder
-            && let Some(parent) = path.parent()
-        {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
-        Ok(())
-    })?;
-    let get = phases(READ_PASSES, &|path| {
-        let mut buffer = Vec::with_capacity(4096);
-        std::fs::File::open(path)?.read_to_end(&mut buffer)?;
-        if buffer.len() == 4096 {
-            Ok(())
-        } else {
-            Err(std::io::Error::other("a raw file has the wrong length"))
-        }
-    })?;
-    let head = phases(READ_PASSES, &|path| std::fs::metadata(path).map(drop))?;
-    let delete = phase(&|path| std::fs::remove_file(path))?;
-    // What an atomic put needs at the least: a temporary file beside the
-    // target, flushed, renamed over it, and the folder flushed after the
-    // rename (a second journal commit on ext4, where the plain put's
-    // folder flush finds nothing left to commit).
-    let atomic_put = phase(&|path| {
-        let temp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(&body)?;
-        if durability != Durability::Nothing {
-            file.sync_all()?;
-        }
-        std::fs::rename(&temp, path)?;
-        if durability == Durability::FileAndFolder
-            && let Some(parent) = path.parent()
-        {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
-        Ok(())
-    })?;
-    std::fs::remove_dir_all(folder)?;
-    Ok(RawSmall {
-        put,
-        atomic_put,
-        get,
-        head,
-        delete,
-    })
-}
+    }
 
-/// Operations per second of plain files (see [`raw_small`]).
-struct RawSmall {
-    put: f64,
-    atomic_put: f64,
-    get: f64,
-    head: f64,
-    delete: f64,
+    /// Flushes as the durability setting says: the file, then its folder.
+    fn flush(&self, file: &std::fs::File, path: &Path) -> std::io::Result<()> {
+        if self.durability != Durability::Nothing {
+            file.sync_all()?;
+        }
+        if self.durability == Durability::FileAndFolder
+            && let Some(parent) = path.parent()
+        {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Creates (or replaces in place) every file.
+    fn put(&self, concurrency: usize) -> std::io::Result<f64> {
+        self.run(1, concurrency, &|path| {
+            let mut file = std::fs::File::create(path)?;
+            file.write_all(&self.body)?;
+            self.flush(&file, path)
+        })
+    }
+
+    /// What an atomic put needs at the least: a temporary file beside the
+    /// target, flushed, renamed over it, and the folder flushed after the
+    /// rename (a second flush, where the plain put's folder flush finds
+    /// nothing left to write).
+    fn atomic_put(&self, concurrency: usize) -> std::io::Result<f64> {
+        self.run(1, concurrency, &|path| {
+            let temp = path.with_extension("tmp");
+            let mut file = std::fs::File::create(&temp)?;
+            file.write_all(&self.body)?;
+            if self.durability != Durability::Nothing {
+                file.sync_all()?;
+            }
+            std::fs::rename(&temp, path)?;
+            if self.durability == Durability::FileAndFolder
+                && let Some(parent) = path.parent()
+            {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+            Ok(())
+        })
+    }
+
+    /// One round of reads: every file read whole, `PASSES_PER_ROUND` times.
+    fn get(&self, concurrency: usize) -> std::io::Result<f64> {
+        self.run(PASSES_PER_ROUND, concurrency, &|path| {
+            let mut buffer = Vec::with_capacity(4096);
+            std::fs::File::open(path)?.read_to_end(&mut buffer)?;
+            if buffer.len() == 4096 {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("a raw file has the wrong length"))
+            }
+        })
+    }
+
+    /// One round of `stat`s, `PASSES_PER_ROUND` times over the files.
+    fn head(&self, concurrency: usize) -> std::io::Result<f64> {
+        self.run(PASSES_PER_ROUND, concurrency, &|path| {
+            std::fs::metadata(path).map(drop)
+        })
+    }
+
+    /// Removes every file.
+    fn delete(&self, concurrency: usize) -> std::io::Result<f64> {
+        self.run(1, concurrency, &|path| std::fs::remove_file(path))
+    }
+
+    fn remove(&self) -> std::io::Result<()> {
+        std::fs::remove_dir_all(&self.folder)
+    }
 }
 
 /// The anchor: object_store's `LocalFileSystem`, the same workloads.
