@@ -173,6 +173,128 @@ pub fn take_prefix(stream: ByteStream, limit: u64) -> ByteStream {
     ))
 }
 
+/// A whole object read as its first answer's first `chunk` bytes, then
+/// `parts` (the ranged requests for the rest, in order), with up to
+/// `concurrency` transfers at once, the first answer counted.
+///
+/// The parts' requests start when the body is first polled, not once the
+/// first chunk has been read: on a network where each request waits for
+/// its first byte, that wait overlaps the first chunk's transfer instead
+/// of following it. At most `concurrency` parts are held or in flight
+/// (the first answer, while it streams, is one of them), so memory stays
+/// at about `concurrency × chunk` whatever the object's size. A first
+/// answer that ends before `chunk` bytes yields `Corruption`, as
+/// [`take_prefix`]; a part's error ends the body.
+pub fn prefix_then_parts<P, F>(
+    first: ByteStream,
+    chunk: u64,
+    parts: P,
+    concurrency: usize,
+) -> ByteStream
+where
+    P: Iterator<Item = F> + Send + 'static,
+    F: std::future::Future<Output = Result<Bytes>> + Send + 'static,
+{
+    Box::pin(PrefixThenParts {
+        first: Some(take_prefix(first, chunk)),
+        parts: Box::new(parts.map(|part| Box::pin(part) as PartFuture).enumerate()),
+        running: futures::stream::FuturesUnordered::new(),
+        finished: std::collections::BTreeMap::new(),
+        next: 0,
+        concurrency: concurrency.max(1),
+        ended: false,
+    })
+}
+
+type PartFuture = Pin<Box<dyn std::future::Future<Output = Result<Bytes>> + Send>>;
+type NumberedPart = Pin<Box<dyn std::future::Future<Output = (usize, Result<Bytes>)> + Send>>;
+
+/// The stream [`prefix_then_parts`] returns.
+struct PrefixThenParts {
+    /// The first answer, while it still streams.
+    first: Option<ByteStream>,
+    /// The parts not yet requested, numbered in order.
+    parts: Box<dyn Iterator<Item = (usize, PartFuture)> + Send>,
+    /// The parts requested and not finished.
+    running: futures::stream::FuturesUnordered<NumberedPart>,
+    /// Finished parts waiting for their turn, by number.
+    finished: std::collections::BTreeMap<usize, Result<Bytes>>,
+    /// The number of the part to yield next.
+    next: usize,
+    concurrency: usize,
+    /// Every part was yielded, or one failed.
+    ended: bool,
+}
+
+impl PrefixThenParts {
+    /// Requests parts until `concurrency` transfers are held or running.
+    fn top_up(&mut self) {
+        let first = usize::from(self.first.is_some());
+        while self.running.len() + self.finished.len() + first < self.concurrency {
+            let Some((number, part)) = self.parts.next() else {
+                break;
+            };
+            self.running
+                .push(Box::pin(async move { (number, part.await) }));
+        }
+    }
+
+    /// Moves every running part forward, keeping those that finish.
+    fn drive(&mut self, cx: &mut std::task::Context<'_>) {
+        while let std::task::Poll::Ready(Some((number, result))) = self.running.poll_next_unpin(cx)
+        {
+            self.finished.insert(number, result);
+        }
+    }
+}
+
+impl Stream for PrefixThenParts {
+    type Item = Result<Bytes>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        // The parts move on while the first answer streams.
+        this.top_up();
+        this.drive(cx);
+        if let Some(first) = this.first.as_mut() {
+            match first.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(bytes))) => return Poll::Ready(Some(Ok(bytes))),
+                Poll::Ready(Some(Err(err))) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Poll::Ready(None) => {
+                    this.first = None;
+                    this.top_up();
+                    this.drive(cx);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if let Some(result) = this.finished.remove(&this.next) {
+            this.next += 1;
+            if result.is_err() {
+                this.ended = true;
+            }
+            return Poll::Ready(Some(result));
+        }
+        if this.running.is_empty() {
+            // Nothing running and the next part not finished: every part
+            // was yielded.
+            this.ended = true;
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
 /// Reads a body stream in pieces of an exact size: what chunked and
 /// resumable uploads send. Pieces that fill a chunk alone are handed on
 /// without copying.
@@ -358,6 +480,107 @@ impl fmt::Debug for GetResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Parts `e`, `f`, ... of `len` bytes each, which count how many have
+    /// started (`started`) and how many the consumer holds or awaits
+    /// (`live`, decremented by the test as it receives them).
+    fn counted_parts(
+        count: usize,
+        len: usize,
+        started: Arc<AtomicUsize>,
+        live: Arc<AtomicUsize>,
+        max_live: Arc<AtomicUsize>,
+    ) -> impl Iterator<Item = impl std::future::Future<Output = Result<Bytes>>> + Send + 'static
+    {
+        (0..count).map(move |i| {
+            let (started, live, max_live) = (started.clone(), live.clone(), max_live.clone());
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                max_live.fetch_max(now, Ordering::SeqCst);
+                Ok(Bytes::from(vec![b'e' + i as u8; len]))
+            }
+        })
+    }
+
+    fn first_answer(pieces: &[&'static [u8]]) -> ByteStream {
+        let pieces: Vec<Result<Bytes>> = pieces.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        stream::iter(pieces).boxed()
+    }
+
+    #[tokio::test]
+    async fn parts_start_while_the_first_answer_streams_and_arrive_in_order() {
+        let (started, live, max_live) = Default::default();
+        let parts = counted_parts(
+            5,
+            2,
+            Arc::clone(&started),
+            Arc::clone(&live),
+            Arc::clone(&max_live),
+        );
+        let mut body = prefix_then_parts(first_answer(&[b"ab", b"cd", b"xx"]), 4, parts, 3);
+        assert_eq!(body.try_next().await.unwrap().unwrap(), "ab");
+        // The first answer is one of the three transfers: two parts have
+        // started, the third waits for room.
+        assert_eq!(started.load(Ordering::SeqCst), 2);
+        let mut rest = Vec::new();
+        while let Some(chunk) = body.try_next().await.unwrap() {
+            if chunk[0] >= b'e' {
+                live.fetch_sub(1, Ordering::SeqCst);
+            }
+            rest.extend_from_slice(&chunk);
+        }
+        assert_eq!(rest, b"cdeeffgghhii");
+        assert_eq!(started.load(Ordering::SeqCst), 5);
+        assert!(
+            max_live.load(Ordering::SeqCst) <= 3,
+            "more parts held than allowed"
+        );
+    }
+
+    #[tokio::test]
+    async fn at_most_concurrency_parts_are_held_or_in_flight() {
+        let (started, live, max_live) = Default::default();
+        let parts = counted_parts(40, 1, started, Arc::clone(&live), Arc::clone(&max_live));
+        let mut body = prefix_then_parts(first_answer(&[b"abcd"]), 4, parts, 4);
+        let mut total = 0;
+        while let Some(chunk) = body.try_next().await.unwrap() {
+            if chunk[0] >= b'e' {
+                live.fetch_sub(1, Ordering::SeqCst);
+            }
+            total += chunk.len();
+        }
+        assert_eq!(total, 44);
+        assert_eq!(max_live.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_short_first_answer_is_corruption_and_a_failed_part_ends_the_body() {
+        let parts = std::iter::empty::<futures::future::Ready<Result<Bytes>>>();
+        let mut short = prefix_then_parts(first_answer(&[b"ab"]), 4, parts, 2);
+        assert_eq!(short.try_next().await.unwrap().unwrap(), "ab");
+        let err = short.try_next().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corruption);
+        assert!(short.try_next().await.unwrap().is_none());
+
+        let parts = [
+            futures::future::ready(Ok(Bytes::from_static(b"ef"))),
+            futures::future::ready(Err(Error::new(ErrorKind::PreconditionFailed, "replaced"))),
+            futures::future::ready(Ok(Bytes::from_static(b"ij"))),
+        ];
+        let mut failing = prefix_then_parts(first_answer(&[b"abcd"]), 4, parts.into_iter(), 2);
+        assert_eq!(failing.try_next().await.unwrap().unwrap(), "abcd");
+        assert_eq!(failing.try_next().await.unwrap().unwrap(), "ef");
+        let err = failing.try_next().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PreconditionFailed);
+        assert!(
+            failing.try_next().await.unwrap().is_none(),
+            "the body went on after a failed part"
+        );
+    }
 
     #[tokio::test]
     async fn chunk_reader_cuts_exact_sizes_until_the_end() {

@@ -23,7 +23,9 @@ pub mod http;
 #[cfg(feature = "conformance")]
 pub mod testing;
 
-pub use body::{Body, ByteStream, ChunkReader, GetResult, collect_stream, take_prefix};
+pub use body::{
+    Body, ByteStream, ChunkReader, GetResult, collect_stream, prefix_then_parts, take_prefix,
+};
 pub use capabilities::Capabilities;
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{InvalidKeyError, Key, KeyRule, MAX_KEY_LEN, Prefix};

@@ -28,7 +28,8 @@ use crate::upload::{ResumableUpload, multipart};
 ///   request; a longer one is a resumable upload in chunks that survives a
 ///   dropped connection by resuming where the server stands.
 /// - Whole-object gets larger than `download_chunk_size` are parallel
-///   ranged requests pinned to the first answer's generation.
+///   ranged requests pinned to the first answer's generation, requested
+///   while the first answer's first chunk streams.
 /// - Signed URLs (V4) are computed locally from the service-account key.
 #[derive(Debug, Clone)]
 pub struct GcsStorage {

@@ -62,7 +62,9 @@ pub struct GcsConfig {
     /// parallel ranged requests of this size each. Default: 8 MiB.
     #[serde(default = "default_chunk_size")]
     pub download_chunk_size: ByteSize,
-    /// Ranged requests in flight at once. Default: 4.
+    /// Transfers in flight at once for a whole-object get, the first
+    /// request counted while its first chunk streams; memory held is about
+    /// this many chunks. Default: 4.
     #[serde(default = "default_concurrency")]
     pub download_concurrency: usize,
     /// Deletes in flight at once in `delete_many`. Default: 16.

@@ -12,7 +12,7 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE
 use reqwest::{Method, Response};
 use storage_core::{
     ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, Key, ObjectMeta, Result,
-    take_prefix,
+    prefix_then_parts, take_prefix,
 };
 
 use crate::client::{Client, check, header};
@@ -70,11 +70,10 @@ pub(crate) async fn get(
             read_exactly(response, part_range_len(start, chunk, size)).await
         }
     });
-    let rest = stream::iter(rest).buffered(split.concurrency);
     Ok(Some(GetResult {
         meta,
         range,
-        body: take_prefix(body, chunk).chain(rest).boxed(),
+        body: prefix_then_parts(body, chunk, rest, split.concurrency),
     }))
 }
 

@@ -17,7 +17,7 @@ use storage_core::{
     Body, ByteRange, ByteStream, Capabilities, Error, ErrorKind, GetOptions, GetResult, Key,
     ListEntry, ListOptions, ListStream, ObjectMeta, Operation, Prefix, PresignMethod,
     PresignOptions, PresignedRequest, PutOptions, PutResult, Result, Storage, WriteMode,
-    async_trait, take_prefix,
+    async_trait, prefix_then_parts,
 };
 
 use crate::config::{MAX_PRESIGN_EXPIRY, S3Config};
@@ -30,7 +30,8 @@ use crate::error::from_object_store;
 ///   multipart uploads with `upload_concurrency` parts in flight, aborted
 ///   if the put fails or is dropped, so no incomplete upload is left.
 /// - Whole-object gets larger than `download_chunk_size` are parallel
-///   ranged GETs pinned to the first answer's etag, yielded in order.
+///   ranged GETs pinned to the first answer's etag, requested while the
+///   first answer's first chunk streams, and yielded in order.
 /// - `delete` asks HEAD first, because S3 answers 204 whether or not the
 ///   key existed and the contract reports whether something was removed.
 /// - Conditional writes are single requests (`If-None-Match: *`,
@@ -321,7 +322,8 @@ impl S3Storage {
         let chunk = self.inner.config.download_chunk_size.0;
         // A plain GET: small objects are done in one request, exactly as
         // object_store alone would do it. A large one is read from this
-        // answer for its first chunk only; the rest comes in parallel.
+        // answer for its first chunk only; the rest comes in parallel,
+        // requested while that first chunk still streams.
         let first = self
             .inner
             .store
@@ -357,11 +359,15 @@ impl S3Storage {
                 part.bytes().await.map_err(from_object_store)
             }
         });
-        let rest = stream::iter(rest).buffered(self.inner.config.download_concurrency);
         Ok(GetResult {
             meta,
             range: 0..size,
-            body: take_prefix(first_body.boxed(), chunk).chain(rest).boxed(),
+            body: prefix_then_parts(
+                first_body.boxed(),
+                chunk,
+                rest,
+                self.inner.config.download_concurrency,
+            ),
         })
     }
 }

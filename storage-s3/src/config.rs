@@ -67,7 +67,9 @@ pub struct S3Config {
     /// parallel ranged GETs of this size each. Default: 8 MiB.
     #[serde(default = "default_part_size")]
     pub download_chunk_size: ByteSize,
-    /// Ranged GETs in flight at once. Default: 4.
+    /// Transfers in flight at once for a whole-object get, the first GET
+    /// counted while its first chunk streams; memory held is about this
+    /// many chunks. Default: 4.
     #[serde(default = "default_concurrency")]
     pub download_concurrency: usize,
     /// Retries of transient failures inside a request (5xx, throttling,
