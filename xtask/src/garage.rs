@@ -55,20 +55,14 @@ impl Garage {
 }
 
 fn install(dir: &Path) -> Result<PathBuf, String> {
-    let root = dir.join(format!("garage-{GARAGE_VERSION}"));
-    let binary = root.join("bin").join("garage");
-    if binary.exists() {
-        return Ok(binary);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    servers::run(
-        Command::new(cargo)
-            .args(["install", "garage", "--version", GARAGE_VERSION, "--locked"])
-            .arg("--root")
-            .arg(&root),
-        &format!("build garage {GARAGE_VERSION} from crates.io (about ten minutes, once)"),
-    )?;
-    Ok(binary)
+    servers::cargo_install(
+        dir,
+        "garage",
+        GARAGE_VERSION,
+        &[],
+        "garage",
+        "about ten minutes",
+    )
 }
 
 /// Runs a `garage` command against the node and returns what it printed.

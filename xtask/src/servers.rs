@@ -80,7 +80,7 @@ pub(crate) fn cache_dir() -> Result<PathBuf, String> {
         .join("storage-test-servers"))
 }
 
-pub(crate) fn run(command: &mut Command, what: &str) -> Result<(), String> {
+fn run(command: &mut Command, what: &str) -> Result<(), String> {
     eprintln!("xtask: {what}");
     let status = command
         .status()
@@ -180,29 +180,42 @@ print(json.dumps({
 }))
 "#;
 
-fn install_s3s_fs(dir: &Path) -> Result<PathBuf, String> {
-    let root = dir.join(format!("s3s-fs-{S3S_FS_VERSION}"));
-    let binary = root.join("bin").join("s3s-fs");
+/// Installs `krate` at `version` from crates.io (`cargo install --locked`)
+/// into its own folder of `dir`, once; returns its binary `bin`.
+pub(crate) fn cargo_install(
+    dir: &Path,
+    krate: &str,
+    version: &str,
+    extra: &[&str],
+    bin: &str,
+    how_long: &str,
+) -> Result<PathBuf, String> {
+    let root = dir.join(format!("{krate}-{version}"));
+    let binary = root.join("bin").join(bin);
     if binary.exists() {
         return Ok(binary);
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     run(
         Command::new(cargo)
-            .args([
-                "install",
-                "s3s-fs",
-                "--version",
-                S3S_FS_VERSION,
-                "--features",
-                "binary",
-                "--locked",
-                "--root",
-            ])
+            .args(["install", krate, "--version", version, "--locked"])
+            .args(extra)
+            .arg("--root")
             .arg(&root),
-        &format!("build s3s-fs {S3S_FS_VERSION} from crates.io (about four minutes, once)"),
+        &format!("build {krate} {version} from crates.io ({how_long}, once)"),
     )?;
     Ok(binary)
+}
+
+fn install_s3s_fs(dir: &Path) -> Result<PathBuf, String> {
+    cargo_install(
+        dir,
+        "s3s-fs",
+        S3S_FS_VERSION,
+        &["--features", "binary"],
+        "s3s-fs",
+        "about four minutes",
+    )
 }
 
 pub(crate) fn free_port() -> Result<u16, String> {
