@@ -23,7 +23,9 @@
 //!   go over the objects thirty times, in five rounds in which raw and
 //!   store take turns (six passes each); each side's median round is
 //!   shown, and the ratio is the median of the five rounds' ratios, with
-//!   their range.
+//!   their range. Gets are also set next to raw reads of plain files as
+//!   large as the store's object files (content and metadata trailer),
+//!   read in the same rounds: what the store adds to reading its files.
 //! - The same large and small workloads through object_store's
 //!   `LocalFileSystem` on the same disk, as an anchor. It never fsyncs, so
 //!   its rows compare with ours without fsync (and its large put with a raw
@@ -47,6 +49,9 @@ const READ_CHUNK: usize = 2 << 20;
 /// Where the large object's file is under the store's root (the local
 /// backend's layout: the key's segments as folders, `~` after the name).
 const OBJECT_FILE: &str = "bench/large.bin~";
+/// The first small object's file under the small store's root (the same
+/// layout), whose size is that of every small object's file.
+const FIRST_SMALL_FILE: &str = "small/000/000000~";
 /// Rounds of each large-object measurement; the best is reported.
 const ROUNDS: usize = 4;
 /// Warm reads of each side per round.
@@ -434,7 +439,7 @@ async fn small(
     for concurrency in CONCURRENCY {
         // Fresh folders each time, as the store's puts create new files
         // after its deletes.
-        let raw = RawFiles::new(&args.dir.join("small-raw"), args.small, durability)?;
+        let raw = RawFiles::new(&args.dir.join("small-raw"), args.small, durability, 4096)?;
         let context = (store.clone(), keys.clone(), body.clone());
         let raw_put = raw.put(concurrency)?;
         let put = ops_per_s(
@@ -450,15 +455,28 @@ async fn small(
             },
         )
         .await?;
+        // Plain files as large as ours (content and metadata trailer), so
+        // the get rows also show what the store adds to reading its own
+        // files: the trailer makes a 4 KiB object's file two pages.
+        let stored_len = std::fs::metadata(folder.join(FIRST_SMALL_FILE))?.len() as usize;
+        let sized = RawFiles::new(
+            &args.dir.join("small-raw-sized"),
+            args.small,
+            Durability::Nothing,
+            stored_len,
+        )?;
+        sized.put(concurrency)?;
         // Reads take turns with raw's, round by round, so both meet the
         // same machine: read one after the other, a phase apart, raw gets
         // of the same files moved by 20% between phases.
         let (mut gets, mut heads) = (PairedReads::default(), PairedReads::default());
+        let mut sized_gets = Vec::new();
         for round in 0..READ_ROUNDS {
             let raw_first = round % 2 == 0;
             for side in [raw_first, !raw_first] {
                 if side {
                     gets.raw.push(raw.get(concurrency)?);
+                    sized_gets.push(sized.get(concurrency)?);
                     heads.raw.push(raw.head(concurrency)?);
                     continue;
                 }
@@ -541,6 +559,19 @@ async fn small(
                 format!("{ratio:.2} of raw (rounds: {low:.2}–{high:.2})"),
             );
         }
+        let against_sized = PairedReads {
+            raw: sized_gets,
+            ours: gets.ours.clone(),
+        };
+        let (sized_rate, _, (ratio, low, high)) = against_sized.summary();
+        row(
+            format!(
+                "raw read of files as large as ours ({stored_len} bytes), {at}, median of {READ_ROUNDS} rounds"
+            ),
+            sized_rate,
+            format!("our 4 KiB get: {ratio:.2} of it (rounds: {low:.2}–{high:.2})"),
+        );
+        sized.remove()?;
         row(
             format!("raw 4 KiB delete ({label}), {at}"),
             raw_delete,
@@ -568,7 +599,13 @@ struct RawFiles {
 }
 
 impl RawFiles {
-    fn new(folder: &Path, count: usize, durability: Durability) -> std::io::Result<Self> {
+    /// Plain files of `len` bytes each (not yet written).
+    fn new(
+        folder: &Path,
+        count: usize,
+        durability: Durability,
+        len: usize,
+    ) -> std::io::Result<Self> {
         let paths: Vec<PathBuf> = (0..count)
             .map(|i| folder.join(format!("small/{:03}/{i:06}", i % 100)))
             .collect();
@@ -581,7 +618,7 @@ impl RawFiles {
             folder: folder.to_owned(),
             paths,
             durability,
-            body: vec![42u8; 4096],
+            body: vec![42u8; len],
         })
     }
 
@@ -675,7 +712,7 @@ impl RawFiles {
         self.run(PASSES_PER_ROUND, concurrency, &|path| {
             let mut buffer = Vec::with_capacity(4096);
             std::fs::File::open(path)?.read_to_end(&mut buffer)?;
-            if buffer.len() == 4096 {
+            if buffer.len() == self.body.len() {
                 Ok(())
             } else {
                 Err(std::io::Error::other("a raw file has the wrong length"))
