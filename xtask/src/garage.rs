@@ -70,19 +70,21 @@ fn install(dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// Runs a `garage` command against the node and returns what it printed.
+/// Errors name the command by its first two words (`garage key import`):
+/// the arguments after them can hold the secret key.
 fn admin(garage: &Path, config: &Path, args: &[&str]) -> Result<String, String> {
+    let command = args.iter().take(2).copied().collect::<Vec<_>>().join(" ");
     let output = Command::new(garage)
         .arg("-c")
         .arg(config)
         .args(args)
         .output()
-        .map_err(|err| format!("cannot run garage {}: {err}", args.join(" ")))?;
+        .map_err(|err| format!("cannot run garage {command}: {err}"))?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(format!(
-            "garage {} failed: {}",
-            args.join(" "),
+            "garage {command} failed: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         ))
     }
