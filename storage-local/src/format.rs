@@ -136,18 +136,18 @@ impl StoredMeta {
         if !read_at(&mut tail, file_len - guess)? {
             return Ok(None);
         }
-        match Self::decode_tail(&tail, file_len) {
-            Ok((meta, _)) => Ok(Some(meta)),
-            // A complete footer whose metadata did not fit in the first
-            // read: read exactly the trailer. (Without the end marker the
-            // length is garbage, and the first error stands.)
-            Err(_)
-                if guess < file_len && tail.len() >= FOOTER_LEN as usize && {
-                    let footer = &tail[tail.len() - FOOTER_LEN as usize..];
-                    &footer[4..] == MAGIC
-                } =>
-            {
-                let footer = &tail[tail.len() - FOOTER_LEN as usize..];
+        // The footer (length, then end marker) when it is whole; without
+        // the end marker the length is garbage.
+        let footer = tail
+            .len()
+            .checked_sub(FOOTER_LEN as usize)
+            .map(|at| &tail[at..])
+            .filter(|footer| footer.ends_with(MAGIC));
+        match (Self::decode_tail(&tail, file_len), footer) {
+            (Ok((meta, _)), _) => Ok(Some(meta)),
+            // A whole footer whose metadata did not fit in the first read:
+            // read exactly the trailer. Otherwise the first error stands.
+            (Err(_), Some(footer)) if guess < file_len => {
                 let json_len =
                     u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]) as u64;
                 if json_len > MAX_METADATA_LEN as u64 {
@@ -163,7 +163,7 @@ impl StoredMeta {
                 }
                 Self::decode_tail(&tail, file_len).map(|(meta, _)| Some(meta))
             }
-            Err(err) => Err(err),
+            (Err(err), _) => Err(err),
         }
     }
 }
