@@ -84,6 +84,9 @@ impl S3Storage {
             .with_bucket_name(&config.bucket)
             .with_virtual_hosted_style_request(config.virtual_hosted_style)
             .with_allow_http(config.allow_http)
+            // Set either way, so that `AWS_UNSIGNED_PAYLOAD` in the
+            // environment cannot turn body signing off behind the config.
+            .with_unsigned_payload(config.unsigned_payload)
             .with_retry(RetryConfig {
                 max_retries: config.max_retries,
                 retry_timeout: Duration::from_secs(config.request_timeout_secs),

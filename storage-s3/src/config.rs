@@ -45,6 +45,16 @@ pub struct S3Config {
     /// Allow `http://` endpoints (local servers). Default: false.
     #[serde(default)]
     pub allow_http: bool,
+    /// Sign requests without hashing their bodies: the signature covers
+    /// `x-amz-content-sha256: UNSIGNED-PAYLOAD` instead of the body's
+    /// SHA-256. Hashing every uploaded byte is about a fifth of a busy
+    /// client's CPU; OpenDAL sends every request this way, and AWS's SDKs
+    /// do over HTTPS. Over HTTPS, TLS already guards the body in transit;
+    /// over plain HTTP nothing then does, so keep it off there unless the
+    /// network is yours (a server on loopback). Presigned URLs never carry
+    /// a payload hash either way. Default: false.
+    #[serde(default)]
+    pub unsigned_payload: bool,
     /// Create the bucket when the provider is opened, if it does not exist
     /// (an existing bucket of yours is fine). Default: false.
     #[serde(default)]
@@ -121,6 +131,7 @@ impl S3Config {
             session_token: None,
             virtual_hosted_style: false,
             allow_http: false,
+            unsigned_payload: false,
             create_bucket: false,
             storage_class: None,
             sse_kms_key_id: None,

@@ -7,13 +7,14 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use storage_core::conformance::pattern;
 use storage_core::{Body, Bytes, ErrorKind, GetOptions, Key, PutOptions, Storage};
 use storage_s3::{S3Config, S3Storage};
-use support::var;
+use support::{FaultProxy, Faults, var};
 
 fn moto() -> S3Storage {
     let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))
@@ -268,4 +269,117 @@ async fn create_bucket_makes_a_missing_bucket_on_s3s_fs() {
         &var("STORAGE_TEST_S3S_SECRET_KEY"),
     )
     .await;
+}
+
+/// A provider built from a configuration file that turns body signing off.
+async fn unsigned_from_a_config_file(
+    endpoint: &str,
+    access_key: &str,
+    secret: &str,
+) -> Arc<dyn Storage> {
+    use storage_core::config::{Config, Registry};
+    let text = format!(
+        "[providers.unsigned]\ntype = \"s3\"\nbucket = \"{}\"\nendpoint = \"{endpoint}\"\n\
+         allow_http = true\nregion = \"us-east-1\"\naccess_key_id = \"{access_key}\"\n\
+         secret_access_key = \"{secret}\"\nunsigned_payload = true\nmax_retries = 0\n",
+        var("STORAGE_TEST_S3_BUCKET")
+    );
+    let config = Config::parse("storage.toml", &text).unwrap();
+    let registry = Registry::with_factories(&[&storage_s3::FACTORY]);
+    registry.build(&config, "unsigned").await.unwrap()
+}
+
+#[tokio::test]
+async fn a_server_that_checks_signatures_takes_unsigned_bodies_single_and_multipart() {
+    // s3s-fs verifies SigV4, with UNSIGNED-PAYLOAD in place of the hash.
+    let store = unsigned_from_a_config_file(
+        &var("STORAGE_TEST_S3S_ENDPOINT"),
+        &var("STORAGE_TEST_S3S_ACCESS_KEY"),
+        &var("STORAGE_TEST_S3S_SECRET_KEY"),
+    )
+    .await;
+    let small = unique("unsigned-small.bin");
+    let data = pattern(5, 70_000);
+    store
+        .put(&small, Body::Bytes(data.clone()), PutOptions::default())
+        .await
+        .unwrap();
+    let got = store.get(&small, GetOptions::default()).await.unwrap();
+    assert!(got.bytes().await.unwrap() == data);
+    let large = unique("unsigned-multipart.bin");
+    let data = pattern(6, (11 << 20) + 17);
+    store
+        .put(
+            &large,
+            streamed(data.clone(), 1 << 20),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let got = store.get(&large, GetOptions::default()).await.unwrap();
+    assert!(
+        got.bytes().await.unwrap() == data,
+        "the multipart object read back differs"
+    );
+    assert!(store.delete(&small).await.unwrap());
+    assert!(store.delete(&large).await.unwrap());
+}
+
+#[tokio::test]
+async fn unsigned_payload_sends_no_body_hash_and_the_default_signs_every_body() {
+    use sha2::{Digest, Sha256};
+    let proxy = FaultProxy::start(&var("STORAGE_TEST_MOTO_ENDPOINT"), Faults::default()).await;
+    let body = pattern(7, 4096);
+    let long = pattern(8, (8 << 20) + 1000);
+
+    // The default: each body's SHA-256, hex, signed.
+    let signed = {
+        let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))
+            .with_endpoint(&proxy.url, true)
+            .with_region("us-east-1")
+            .with_credentials("k", "s");
+        config.max_retries = 0;
+        S3Storage::new(config).unwrap()
+    };
+    signed
+        .put(
+            &unique("signed.bin"),
+            Body::Bytes(body.clone()),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let seen = proxy.payload_hashes();
+    let expected = format!("{:x}", Sha256::digest(&body));
+    assert_eq!(seen, vec![("PUT".to_owned(), expected)]);
+
+    // Unsigned: a single PUT and every request of a multipart upload
+    // (create, parts, complete) carry UNSIGNED-PAYLOAD.
+    let unsigned = unsigned_from_a_config_file(&proxy.url, "k", "s").await;
+    unsigned
+        .put(
+            &unique("unsigned.bin"),
+            Body::Bytes(body),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    unsigned
+        .put(
+            &unique("unsigned-long.bin"),
+            streamed(long, 1 << 20),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let seen = proxy.payload_hashes().split_off(1);
+    let uploads: Vec<_> = seen
+        .iter()
+        .filter(|(method, _)| method == "PUT" || method == "POST")
+        .collect();
+    // One single PUT, then create, two parts and complete.
+    assert_eq!(uploads.len(), 5, "{seen:?}");
+    for (method, hash) in uploads {
+        assert_eq!(hash, "UNSIGNED-PAYLOAD", "a {method} signed its body");
+    }
 }

@@ -2,7 +2,8 @@
 //! fault-injecting HTTP proxy for the layer tests: it sits on 127.0.0.1
 //! between the S3 client and a real test server and, by seeded chance or
 //! by switch, answers 503 (with Retry-After), resets connections, truncates
-//! or stalls response bodies, and adds latency.
+//! or stalls response bodies, and adds latency. It also notes the payload
+//! hash header each request carried, for the tests of body signing.
 
 #![allow(dead_code)] // Each test binary uses part of it.
 
@@ -49,6 +50,7 @@ struct Shared {
     down: AtomicBool,
     requests: AtomicU64,
     faults_injected: AtomicU64,
+    payload_hashes: Mutex<Vec<(String, String)>>,
     client: reqwest::Client,
 }
 
@@ -78,6 +80,7 @@ impl FaultProxy {
             down: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             faults_injected: AtomicU64::new(0),
+            payload_hashes: Mutex::new(Vec::new()),
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -100,6 +103,12 @@ impl FaultProxy {
     /// Faults injected so far.
     pub(crate) fn faults_injected(&self) -> u64 {
         self.shared.faults_injected.load(Ordering::SeqCst)
+    }
+
+    /// Each request's method and `x-amz-content-sha256` header (empty when
+    /// it had none), in the order they arrived.
+    pub(crate) fn payload_hashes(&self) -> Vec<(String, String)> {
+        self.shared.payload_hashes.lock().unwrap().clone()
     }
 }
 
@@ -155,6 +164,17 @@ fn reset() -> Response {
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    let payload_hash = request
+        .headers()
+        .get("x-amz-content-sha256")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    shared
+        .payload_hashes
+        .lock()
+        .unwrap()
+        .push((request.method().to_string(), payload_hash));
     if !shared.faults.latency.is_zero() {
         tokio::time::sleep(shared.faults.latency).await;
     }
