@@ -13,8 +13,11 @@
 //!   cost).
 //! - One 256 MiB object: a streamed put (multipart, 8 MiB parts, 4 in
 //!   flight) and a whole-object get.
+//! - The whole-phase small workload and the 256 MiB put once more through
+//!   storage-s3 with `unsigned_payload = true`: OpenDAL signs no body, so
+//!   this is the figure to set next to its own, like with like.
 //!
-//! Seven rounds alternate which side goes first, and each side's turn
+//! Seven rounds turn which side goes first, and each side's turn
 //! starts after `sync` (the server keeps objects on disk, so one side's
 //! writes would otherwise be flushed during the other's turn). Reported:
 //! the best time of each side and their ratio, and the median (and range)
@@ -47,6 +50,16 @@ const ROUNDS: usize = 7;
 fn var(name: &str) -> Result<String, String> {
     std::env::var(name)
         .map_err(|_| format!("{name} is not set; run this through `cargo xtask bench s3`"))
+}
+
+/// The clients of the measured rounds: storage-s3 as configured by
+/// default, object_store used directly, and storage-s3 with
+/// `unsigned_payload = true`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Ours,
+    Theirs,
+    Unsigned,
 }
 
 /// Objects per batch of the small-object workload. The two sides take
@@ -228,6 +241,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .with_region("us-east-1")
             .with_credentials(access_key.as_str(), secret.as_str()),
     )?;
+    let ours_unsigned = {
+        let mut config = ours.config().clone();
+        config.unsigned_payload = true;
+        S3Storage::new(config)?
+    };
     let theirs: Arc<AmazonS3> = Arc::new(
         AmazonS3Builder::new()
             .with_endpoint(&endpoint)
@@ -263,39 +281,75 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut ours_cpu, mut theirs_cpu) = (vec![], vec![]);
     let large_key = Key::new("bench/large-ours")?;
     let large_path = Path::from("bench/large-theirs");
+    // storage-s3 again with `unsigned_payload = true`, as OpenDAL sends
+    // every request: its whole-phase small workload and large put, to set
+    // next to OpenDAL's like with like.
+    let (mut unsigned_whole, mut unsigned_cpu, mut unsigned_up) = (vec![], vec![], vec![]);
+    let unsigned_key = Key::new("bench/large-unsigned")?;
     for round in 0..ROUNDS {
         let [(ours_put, ours_get), (theirs_put, theirs_get)] =
             small_round(&ours, &theirs, round, &small).await?;
-        let ours_first = round % 2 == 0;
-        for side in [ours_first, !ours_first] {
+        // Which side goes first turns round by round.
+        let mut order = [Side::Ours, Side::Theirs, Side::Unsigned];
+        let sides = order.len();
+        order.rotate_left(round % sides);
+        for side in order {
             // The server writes to disk: each side starts with nothing of
             // the other's left to flush.
             settle();
-            let (times, (put, get), (up, down)) = if side {
-                let keys: Vec<Key> = (0..SMALL_COUNT)
-                    .map(|i| Key::new(format!("bench/ours-whole-{round}/{i:05}")))
-                    .collect::<Result<_, _>>()?;
-                let cpu = cpu_time();
-                let put = ours_puts(&ours, &keys, &small).await?;
-                ours_whole.push(put + ours_gets(&ours, &keys).await?);
-                ours_cpu.push(cpu_time() - cpu);
-                settle();
-                let large = ours_large(&ours, &large_key, &chunk).await?;
-                (&mut ours_rounds, (ours_put, ours_get), large)
-            } else {
-                let paths: Vec<Path> = (0..SMALL_COUNT)
-                    .map(|i| Path::from(format!("bench/theirs-whole-{round}/{i:05}")))
-                    .collect();
-                let cpu = cpu_time();
-                let put = theirs_puts(&theirs, &paths, &small).await?;
-                theirs_whole.push(put + theirs_gets(&theirs, &paths).await?);
-                theirs_cpu.push(cpu_time() - cpu);
-                settle();
-                let large = theirs_large(&theirs, &large_path, &chunk).await?;
-                (&mut theirs_rounds, (theirs_put, theirs_get), large)
-            };
-            for (workload, time) in times.iter_mut().zip([put, get, put + get, up, down]) {
-                workload.push(time);
+            match side {
+                Side::Ours | Side::Unsigned => {
+                    let (store, name) = match side {
+                        Side::Unsigned => (&ours_unsigned, "unsigned"),
+                        _ => (&ours, "ours"),
+                    };
+                    let keys: Vec<Key> = (0..SMALL_COUNT)
+                        .map(|i| Key::new(format!("bench/{name}-whole-{round}/{i:05}")))
+                        .collect::<Result<_, _>>()?;
+                    let cpu = cpu_time();
+                    let put = ours_puts(store, &keys, &small).await?;
+                    let whole = put + ours_gets(store, &keys).await?;
+                    let cpu = cpu_time() - cpu;
+                    settle();
+                    if side == Side::Unsigned {
+                        unsigned_whole.push(whole);
+                        unsigned_cpu.push(cpu);
+                        unsigned_up.push(ours_large(store, &unsigned_key, &chunk).await?.0);
+                        continue;
+                    }
+                    ours_whole.push(whole);
+                    ours_cpu.push(cpu);
+                    let (up, down) = ours_large(store, &large_key, &chunk).await?;
+                    for (workload, time) in ours_rounds.iter_mut().zip([
+                        ours_put,
+                        ours_get,
+                        ours_put + ours_get,
+                        up,
+                        down,
+                    ]) {
+                        workload.push(time);
+                    }
+                }
+                Side::Theirs => {
+                    let paths: Vec<Path> = (0..SMALL_COUNT)
+                        .map(|i| Path::from(format!("bench/theirs-whole-{round}/{i:05}")))
+                        .collect();
+                    let cpu = cpu_time();
+                    let put = theirs_puts(&theirs, &paths, &small).await?;
+                    theirs_whole.push(put + theirs_gets(&theirs, &paths).await?);
+                    theirs_cpu.push(cpu_time() - cpu);
+                    settle();
+                    let (up, down) = theirs_large(&theirs, &large_path, &chunk).await?;
+                    for (workload, time) in theirs_rounds.iter_mut().zip([
+                        theirs_put,
+                        theirs_get,
+                        theirs_put + theirs_get,
+                        up,
+                        down,
+                    ]) {
+                        workload.push(time);
+                    }
+                }
             }
         }
     }
@@ -363,6 +417,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         best(&ours_cpu).as_secs_f64(),
         best(&theirs_cpu).as_secs_f64()
     );
+    println!(
+        "\n| storage-s3, body signing (best of {ROUNDS}) | signed (default) | `unsigned_payload = true` | ratio |\n|---|---|---|---|"
+    );
+    let signing_rows = [
+        (
+            "1,000 x 64 KiB put + get, whole phases",
+            &ours_whole,
+            &unsigned_whole,
+        ),
+        ("client CPU of it (least)", &ours_cpu, &unsigned_cpu),
+        (
+            "256 MiB streamed put (multipart)",
+            &ours_rounds[3],
+            &unsigned_up,
+        ),
+    ];
+    for (name, signed, unsigned) in signing_rows {
+        println!(
+            "| {name} | {:.3} s | {:.3} s | {:.2} |",
+            best(signed).as_secs_f64(),
+            best(unsigned).as_secs_f64(),
+            best(unsigned).as_secs_f64() / best(signed).as_secs_f64()
+        );
+    }
     println!(
         "\n| 100 x 1 MiB put + get, one at a time, best of {ROUNDS} | bare | all layers | ratio |\n|---|---|---|---|\n| storage-s3 | {:.3} s | {:.3} s | {:.3} |",
         bare.as_secs_f64(),
