@@ -19,8 +19,11 @@
 //!   durability settings (file and folder flushed, our default; the file
 //!   only, as OpenDAL; nothing, as object_store), each next to plain files
 //!   of the same names written (and flushed alike), read, stat'ed and
-//!   removed with plain system calls (on as many threads). Gets and heads
-//!   go over the objects thirty times, in five rounds in which raw and
+//!   removed with plain system calls (on as many threads). Puts are five
+//!   rounds, each writing the next fifth of the objects, in which raw
+//!   puts, raw atomic puts (temporary file, rename) into a folder of their
+//!   own, and the store take turns; gets and heads go over the objects
+//!   thirty times, in five rounds in which raw and
 //!   store take turns (six passes each); each side's median round is
 //!   shown, and the ratio is the median of the five rounds' ratios, with
 //!   their range. Gets are also set next to raw reads of plain files as
@@ -34,6 +37,7 @@
 //! Absolute figures drift on shared machines; compare the ratios.
 
 use std::io::{Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +69,11 @@ const READ_PASSES: usize = 30;
 const READ_ROUNDS: usize = 5;
 /// Passes over the objects per side and round.
 const PASSES_PER_ROUND: usize = READ_PASSES / READ_ROUNDS;
+/// Rounds the small puts are split into, each writing the next part of
+/// the objects, raw, raw atomic and store taking turns. Put rates moved
+/// threefold from one phase to the next (ext4's inode allocation after
+/// deletes), so sides measured a phase apart did not compare.
+const PUT_ROUNDS: usize = 5;
 
 fn at_a_time(concurrency: usize) -> String {
     match concurrency {
@@ -395,15 +404,16 @@ fn median_and_range(mut values: Vec<f64>) -> (f64, f64, f64) {
     (median, low, high)
 }
 
-/// A read workload measured in rounds that alternate raw and store: each
-/// side's operations per second in every round.
+/// A workload measured in rounds that alternate a raw baseline and the
+/// store (or another baseline): each side's operations per second in
+/// every round.
 #[derive(Default)]
-struct PairedReads {
+struct PairedRounds {
     raw: Vec<f64>,
     ours: Vec<f64>,
 }
 
-impl PairedReads {
+impl PairedRounds {
     /// Raw's and ours' median rate, and the median and range of the
     /// rounds' ratios (ours / raw).
     fn summary(&self) -> (f64, f64, (f64, f64, f64)) {
@@ -421,40 +431,80 @@ impl PairedReads {
     }
 }
 
+/// The writers of the paired put rounds.
+#[derive(Clone, Copy)]
+enum Writer {
+    Raw,
+    RawAtomic,
+    Store,
+}
+
 async fn small(
     args: &Args,
     durability: Durability,
     rows: &mut Vec<Row>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let folder = args.dir.join("small");
-    let config = LocalConfig::new(&folder)
-        .with_fsync(durability != Durability::Nothing)
-        .with_fsync_folder(durability == Durability::FileAndFolder);
-    let store = LocalStorage::open(config)?;
     let body = Bytes::from(vec![42u8; 4096]);
     let keys: Arc<[Key]> = (0..args.small)
         .map(|i| Key::new(format!("small/{:03}/{i:06}", i % 100)))
         .collect::<Result<_, _>>()?;
     let label = durability.label();
     for concurrency in CONCURRENCY {
-        // Fresh folders each time, as the store's puts create new files
-        // after its deletes.
+        // Fresh folders each time, for the store as for the raw files: on
+        // ext4 without a journal, creating files where files were just
+        // deleted crawls (`recently_deleted`), and a store folder that
+        // outlived the last phase's deletes made its puts up to 30 times
+        // slower than raw puts into new folders.
+        let folder = args.dir.join("small");
+        let config = LocalConfig::new(&folder)
+            .with_fsync(durability != Durability::Nothing)
+            .with_fsync_folder(durability == Durability::FileAndFolder);
+        let store = LocalStorage::open(config)?;
         let raw = RawFiles::new(&args.dir.join("small-raw"), args.small, durability, 4096)?;
+        let atomic = RawFiles::new(
+            &args.dir.join("small-raw-atomic"),
+            args.small,
+            durability,
+            4096,
+        )?;
         let context = (store.clone(), keys.clone(), body.clone());
-        let raw_put = raw.put(concurrency)?;
-        let put = ops_per_s(
-            context.clone(),
-            keys.len(),
-            concurrency,
-            |(store, keys, body), i| async move {
-                let body = Body::Bytes(body);
-                store
-                    .put(&keys[i], body, PutOptions::default())
-                    .await
-                    .map(drop)
-            },
-        )
-        .await?;
+        // Each round writes the next part of the objects, the writers
+        // taking turns at going first.
+        let (mut raw_puts, mut atomic_puts) = (PairedRounds::default(), PairedRounds::default());
+        for round in 0..PUT_ROUNDS {
+            let part = round * keys.len() / PUT_ROUNDS..(round + 1) * keys.len() / PUT_ROUNDS;
+            let mut order = [Writer::Raw, Writer::RawAtomic, Writer::Store];
+            let writers = order.len();
+            order.rotate_left(round % writers);
+            let mut store_rate = 0.0;
+            for writer in order {
+                match writer {
+                    Writer::Raw => raw_puts.raw.push(raw.put(concurrency, part.clone())?),
+                    Writer::RawAtomic => atomic_puts
+                        .raw
+                        .push(atomic.atomic_put(concurrency, part.clone())?),
+                    Writer::Store => {
+                        let part_keys: Arc<[Key]> = keys[part.clone()].into();
+                        store_rate = ops_per_s(
+                            (store.clone(), part_keys, body.clone()),
+                            part.len(),
+                            concurrency,
+                            |(store, keys, body), i| async move {
+                                let body = Body::Bytes(body);
+                                store
+                                    .put(&keys[i], body, PutOptions::default())
+                                    .await
+                                    .map(drop)
+                            },
+                        )
+                        .await?;
+                    }
+                }
+            }
+            raw_puts.ours.push(store_rate);
+            atomic_puts.ours.push(store_rate);
+        }
+        atomic.remove()?;
         // Plain files as large as ours (content and metadata trailer), so
         // the get rows also show what the store adds to reading its own
         // files: the trailer makes a 4 KiB object's file two pages.
@@ -465,11 +515,11 @@ async fn small(
             Durability::Nothing,
             stored_len,
         )?;
-        sized.put(concurrency)?;
+        sized.put(concurrency, 0..args.small)?;
         // Reads take turns with raw's, round by round, so both meet the
         // same machine: read one after the other, a phase apart, raw gets
         // of the same files moved by 20% between phases.
-        let (mut gets, mut heads) = (PairedReads::default(), PairedReads::default());
+        let (mut gets, mut heads) = (PairedRounds::default(), PairedRounds::default());
         let mut sized_gets = Vec::new();
         for round in 0..READ_ROUNDS {
             let raw_first = round % 2 == 0;
@@ -511,7 +561,6 @@ async fn small(
             }
         }
         let raw_delete = raw.delete(concurrency)?;
-        let raw_atomic_put = raw.atomic_put(concurrency)?;
         let delete = ops_per_s(
             context,
             keys.len(),
@@ -527,23 +576,34 @@ async fn small(
                 ratio,
             })
         };
+        let (raw_put, put, (ratio, low, high)) = raw_puts.summary();
+        let (raw_atomic_put, _, (atomic_ratio, atomic_low, atomic_high)) = atomic_puts.summary();
+        let atomic_to_raw = PairedRounds {
+            raw: raw_puts.raw.clone(),
+            ours: atomic_puts.raw.clone(),
+        }
+        .summary()
+        .2;
         row(
-            format!("raw 4 KiB put ({label}), {at}"),
+            format!("raw 4 KiB put ({label}), {at}, median of {PUT_ROUNDS} rounds"),
             raw_put,
             "1.00".into(),
         );
         row(
-            format!("raw 4 KiB atomic put: temp, rename ({label}), {at}"),
+            format!(
+                "raw 4 KiB atomic put: temp, rename ({label}), {at}, median of {PUT_ROUNDS} rounds"
+            ),
             raw_atomic_put,
-            format!("{:.2} of raw put", raw_atomic_put / raw_put),
+            format!(
+                "{:.2} of raw put (rounds: {:.2}–{:.2})",
+                atomic_to_raw.0, atomic_to_raw.1, atomic_to_raw.2
+            ),
         );
         row(
-            format!("4 KiB put ({label}), {at}"),
+            format!("4 KiB put ({label}), {at}, median of {PUT_ROUNDS} rounds"),
             put,
             format!(
-                "{:.2} of raw put, {:.2} of raw atomic put",
-                put / raw_put,
-                put / raw_atomic_put
+                "{ratio:.2} of raw put (rounds: {low:.2}–{high:.2}), {atomic_ratio:.2} of raw atomic put ({atomic_low:.2}–{atomic_high:.2})"
             ),
         );
         for (op, reads) in [("get", &gets), ("head", &heads)] {
@@ -559,7 +619,7 @@ async fn small(
                 format!("{ratio:.2} of raw (rounds: {low:.2}–{high:.2})"),
             );
         }
-        let against_sized = PairedReads {
+        let against_sized = PairedRounds {
             raw: sized_gets,
             ours: gets.ours.clone(),
         };
@@ -583,8 +643,8 @@ async fn small(
             format!("{:.2} of raw", delete / raw_delete),
         );
         raw.remove()?;
+        std::fs::remove_dir_all(&folder)?;
     }
-    std::fs::remove_dir_all(&folder)?;
     Ok(())
 }
 
@@ -631,11 +691,12 @@ impl RawFiles {
     /// alone.)
     fn run(
         &self,
+        paths: &[PathBuf],
         passes: usize,
         concurrency: usize,
         work: &(dyn Fn(&Path) -> std::io::Result<()> + Sync),
     ) -> std::io::Result<f64> {
-        let count = self.paths.len();
+        let count = paths.len();
         let total = count * passes;
         let next = AtomicUsize::new(0);
         settle();
@@ -649,7 +710,7 @@ impl RawFiles {
                             if item >= total {
                                 return Ok(());
                             }
-                            work(&self.paths[item % count])?;
+                            work(&paths[item % count])?;
                         }
                     })
                 })
@@ -676,9 +737,9 @@ impl RawFiles {
         Ok(())
     }
 
-    /// Creates (or replaces in place) every file.
-    fn put(&self, concurrency: usize) -> std::io::Result<f64> {
-        self.run(1, concurrency, &|path| {
+    /// Creates (or replaces in place) the files of `part`.
+    fn put(&self, concurrency: usize, part: Range<usize>) -> std::io::Result<f64> {
+        self.run(&self.paths[part], 1, concurrency, &|path| {
             let mut file = std::fs::File::create(path)?;
             file.write_all(&self.body)?;
             self.flush(&file, path)
@@ -689,8 +750,8 @@ impl RawFiles {
     /// target, flushed, renamed over it, and the folder flushed after the
     /// rename (a second flush, where the plain put's folder flush finds
     /// nothing left to write).
-    fn atomic_put(&self, concurrency: usize) -> std::io::Result<f64> {
-        self.run(1, concurrency, &|path| {
+    fn atomic_put(&self, concurrency: usize, part: Range<usize>) -> std::io::Result<f64> {
+        self.run(&self.paths[part], 1, concurrency, &|path| {
             let temp = path.with_extension("tmp");
             let mut file = std::fs::File::create(&temp)?;
             file.write_all(&self.body)?;
@@ -709,7 +770,7 @@ impl RawFiles {
 
     /// One round of reads: every file read whole, `PASSES_PER_ROUND` times.
     fn get(&self, concurrency: usize) -> std::io::Result<f64> {
-        self.run(PASSES_PER_ROUND, concurrency, &|path| {
+        self.run(&self.paths, PASSES_PER_ROUND, concurrency, &|path| {
             let mut buffer = Vec::with_capacity(4096);
             std::fs::File::open(path)?.read_to_end(&mut buffer)?;
             if buffer.len() == self.body.len() {
@@ -722,14 +783,16 @@ impl RawFiles {
 
     /// One round of `stat`s, `PASSES_PER_ROUND` times over the files.
     fn head(&self, concurrency: usize) -> std::io::Result<f64> {
-        self.run(PASSES_PER_ROUND, concurrency, &|path| {
+        self.run(&self.paths, PASSES_PER_ROUND, concurrency, &|path| {
             std::fs::metadata(path).map(drop)
         })
     }
 
     /// Removes every file.
     fn delete(&self, concurrency: usize) -> std::io::Result<f64> {
-        self.run(1, concurrency, &|path| std::fs::remove_file(path))
+        self.run(&self.paths, 1, concurrency, &|path| {
+            std::fs::remove_file(path)
+        })
     }
 
     fn remove(&self) -> std::io::Result<()> {
