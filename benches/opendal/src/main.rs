@@ -237,10 +237,15 @@ async fn local() -> Result<(), Failure> {
     );
 
     let value = pattern(4096, 5);
-    // The names local_bench uses: 100 folders of 20.
-    let names: Vec<String> = (0..small)
-        .map(|i| format!("small/{:03}/{i:06}", i % 100))
-        .collect();
+    // The names local_bench uses (100 folders), under a prefix of their
+    // own per pass and per operator: on ext4 without a journal, files
+    // created where files were just deleted crawl (`recently_deleted`),
+    // so every put phase writes into new folders, as local_bench's do.
+    let names_under = |prefix: &str| -> Vec<String> {
+        (0..small)
+            .map(|i| format!("{prefix}/small/{:03}/{i:06}", i % 100))
+            .collect()
+    };
     println!(
         "| OpenDAL fs, {small} × 4 KiB (its writes fsync) | one at a time | {CONCURRENCY} at a time |"
     );
@@ -264,8 +269,10 @@ async fn local() -> Result<(), Failure> {
     for (column, concurrency) in [1usize, CONCURRENCY].into_iter().enumerate() {
         // `concurrency` tasks, each taking the next name when done with
         // one: local_bench's harness, and its raw baseline's threads.
-        let run = |op: &Operator, what: usize| {
-            let (op, value, names) = (op.clone(), value.clone(), Arc::new(names.clone()));
+        let plain_names = Arc::new(names_under(&format!("plain-{concurrency}")));
+        let atomic_names = Arc::new(names_under(&format!("atomic-{concurrency}")));
+        let run = |op: &Operator, what: usize, names: &Arc<Vec<String>>| {
+            let (op, value, names) = (op.clone(), value.clone(), names.clone());
             async move {
                 let next = Arc::new(AtomicUsize::new(0));
                 settle();
@@ -312,12 +319,17 @@ async fn local() -> Result<(), Failure> {
             } else {
                 1
             };
-            // Row 4 is a put through the atomic operator.
-            let (operator, action) = if what == 4 { (&atomic, 0) } else { (&op, what) };
-            row.1[column] = passes as f64 * ops(run(operator, action).await?);
+            // Row 4 is a put through the atomic operator, to names of
+            // its own.
+            let (operator, action, names) = if what == 4 {
+                (&atomic, 0, &atomic_names)
+            } else {
+                (&op, what, &plain_names)
+            };
+            row.1[column] = passes as f64 * ops(run(operator, action, names).await?);
         }
         // Remove what the atomic puts wrote, unmeasured.
-        run(&op, 3).await?;
+        run(&op, 3, &atomic_names).await?;
     }
     for (name, [one, many]) in rows {
         println!("| {name} | {one:.0} ops/s | {many:.0} ops/s |");

@@ -865,10 +865,12 @@ async fn object_store_local(
         return Ok(());
     }
     let body = Bytes::from(vec![42u8; 4096]);
-    let paths: Arc<[StorePath]> = (0..args.small)
-        .map(|i| StorePath::from(format!("small/{:03}/{i:06}", i % 100)))
-        .collect();
     for concurrency in CONCURRENCY {
+        // New folders for each phase's puts, as ours and the raw files
+        // get: not where this phase's deletes just freed inodes.
+        let paths: Arc<[StorePath]> = (0..args.small)
+            .map(|i| StorePath::from(format!("{concurrency}/small/{:03}/{i:06}", i % 100)))
+            .collect();
         let context = (store.clone(), paths.clone(), body.clone());
         let put = ops_per_s(
             context.clone(),
