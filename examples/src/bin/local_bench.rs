@@ -31,8 +31,9 @@
 //!   read in the same rounds: what the store adds to reading its files.
 //! - The same large and small workloads through object_store's
 //!   `LocalFileSystem` on the same disk, as an anchor. It never fsyncs, so
-//!   its rows compare with ours without fsync (and its large put with a raw
-//!   write that does fsync, as the table says).
+//!   its small objects run in the rounds of ours without fsync (a fourth
+//!   writer and a third reader), and its large put is set next to a raw
+//!   write that does fsync, as the table says.
 //!
 //! Absolute figures drift on shared machines; compare the ratios.
 
@@ -432,11 +433,110 @@ impl PairedRounds {
 }
 
 /// The writers of the paired put rounds.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Writer {
     Raw,
     RawAtomic,
     Store,
+    ObjectStore,
+}
+
+/// The readers of the paired read rounds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Raw,
+    Store,
+    ObjectStore,
+}
+
+/// object_store's `LocalFileSystem` on the small workload, in the same
+/// rounds as ours and the raw files (only beside ours without fsync: it
+/// never flushes). Measured a phase apart, as at first, its puts met a
+/// different state of the file system than ours did.
+struct ObjectStoreSmall {
+    folder: PathBuf,
+    store: Arc<object_store::local::LocalFileSystem>,
+    paths: Arc<[object_store::path::Path]>,
+}
+
+impl ObjectStoreSmall {
+    /// The anchor on a new folder, with the names local_bench uses.
+    fn new(folder: &Path, count: usize) -> Result<Self, Box<dyn std::error::Error>> {
+        std::fs::create_dir_all(folder)?;
+        Ok(Self {
+            folder: folder.to_owned(),
+            store: Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
+                folder,
+            )?),
+            paths: (0..count)
+                .map(|i| object_store::path::Path::from(format!("small/{:03}/{i:06}", i % 100)))
+                .collect(),
+        })
+    }
+
+    /// Puts of the objects of `part`.
+    async fn put(
+        &self,
+        concurrency: usize,
+        part: Range<usize>,
+        body: &Bytes,
+    ) -> Result<f64, Box<dyn std::error::Error>> {
+        use object_store::{ObjectStoreExt, PutPayload};
+        let paths: Arc<[object_store::path::Path]> = self.paths[part.clone()].into();
+        ops_per_s(
+            (self.store.clone(), paths, body.clone()),
+            part.len(),
+            concurrency,
+            |(store, paths, body), i| async move {
+                store.put(&paths[i], PutPayload::from(body)).await.map(drop)
+            },
+        )
+        .await
+    }
+
+    /// One round of gets: every object read whole, `PASSES_PER_ROUND` times.
+    async fn get(&self, concurrency: usize) -> Result<f64, Box<dyn std::error::Error>> {
+        use object_store::ObjectStoreExt;
+        ops_per_s(
+            (self.store.clone(), self.paths.clone()),
+            self.paths.len() * PASSES_PER_ROUND,
+            concurrency,
+            |(store, paths), i| async move {
+                let bytes = store.get(&paths[i % paths.len()]).await?.bytes().await?;
+                assert_eq!(bytes.len(), 4096);
+                Ok::<(), object_store::Error>(())
+            },
+        )
+        .await
+    }
+
+    /// One round of heads, as [`get`](Self::get).
+    async fn head(&self, concurrency: usize) -> Result<f64, Box<dyn std::error::Error>> {
+        use object_store::ObjectStoreExt;
+        ops_per_s(
+            (self.store.clone(), self.paths.clone()),
+            self.paths.len() * PASSES_PER_ROUND,
+            concurrency,
+            |(store, paths), i| async move { store.head(&paths[i % paths.len()]).await.map(drop) },
+        )
+        .await
+    }
+
+    /// Deletes every object.
+    async fn delete(&self, concurrency: usize) -> Result<f64, Box<dyn std::error::Error>> {
+        use object_store::ObjectStoreExt;
+        ops_per_s(
+            (self.store.clone(), self.paths.clone()),
+            self.paths.len(),
+            concurrency,
+            |(store, paths), i| async move { store.delete(&paths[i]).await.map(drop) },
+        )
+        .await
+    }
+
+    fn remove(&self) -> std::io::Result<()> {
+        std::fs::remove_dir_all(&self.folder)
+    }
 }
 
 async fn small(
@@ -467,18 +567,36 @@ async fn small(
             durability,
             4096,
         )?;
+        let anchor = if durability == Durability::Nothing {
+            Some(ObjectStoreSmall::new(
+                &args.dir.join("object-store-small"),
+                args.small,
+            )?)
+        } else {
+            None
+        };
         let context = (store.clone(), keys.clone(), body.clone());
         // Each round writes the next part of the objects, the writers
         // taking turns at going first.
         let (mut raw_puts, mut atomic_puts) = (PairedRounds::default(), PairedRounds::default());
+        let mut anchor_puts = PairedRounds::default();
         for round in 0..PUT_ROUNDS {
             let part = round * keys.len() / PUT_ROUNDS..(round + 1) * keys.len() / PUT_ROUNDS;
-            let mut order = [Writer::Raw, Writer::RawAtomic, Writer::Store];
+            let mut order = vec![Writer::Raw, Writer::RawAtomic, Writer::Store];
+            if anchor.is_some() {
+                order.push(Writer::ObjectStore);
+            }
             let writers = order.len();
             order.rotate_left(round % writers);
             let mut store_rate = 0.0;
             for writer in order {
                 match writer {
+                    Writer::ObjectStore => {
+                        if let Some(anchor) = &anchor {
+                            let rate = anchor.put(concurrency, part.clone(), &body).await?;
+                            anchor_puts.raw.push(rate);
+                        }
+                    }
                     Writer::Raw => raw_puts.raw.push(raw.put(concurrency, part.clone())?),
                     Writer::RawAtomic => atomic_puts
                         .raw
@@ -503,6 +621,7 @@ async fn small(
             }
             raw_puts.ours.push(store_rate);
             atomic_puts.ours.push(store_rate);
+            anchor_puts.ours.push(store_rate);
         }
         atomic.remove()?;
         // Plain files as large as ours (content and metadata trailer), so
@@ -521,45 +640,63 @@ async fn small(
         // of the same files moved by 20% between phases.
         let (mut gets, mut heads) = (PairedRounds::default(), PairedRounds::default());
         let mut sized_gets = Vec::new();
+        let (mut anchor_gets, mut anchor_heads) =
+            (PairedRounds::default(), PairedRounds::default());
         for round in 0..READ_ROUNDS {
-            let raw_first = round % 2 == 0;
-            for side in [raw_first, !raw_first] {
-                if side {
-                    gets.raw.push(raw.get(concurrency)?);
-                    sized_gets.push(sized.get(concurrency)?);
-                    heads.raw.push(raw.head(concurrency)?);
-                    continue;
+            let mut order = vec![Reader::Raw, Reader::Store];
+            if anchor.is_some() {
+                order.push(Reader::ObjectStore);
+            }
+            let readers = order.len();
+            order.rotate_left(round % readers);
+            for reader in order {
+                match reader {
+                    Reader::Raw => {
+                        gets.raw.push(raw.get(concurrency)?);
+                        sized_gets.push(sized.get(concurrency)?);
+                        heads.raw.push(raw.head(concurrency)?);
+                    }
+                    Reader::ObjectStore => {
+                        if let Some(anchor) = &anchor {
+                            anchor_gets.raw.push(anchor.get(concurrency).await?);
+                            anchor_heads.raw.push(anchor.head(concurrency).await?);
+                        }
+                    }
+                    Reader::Store => {
+                        gets.ours.push(
+                            ops_per_s(
+                                context.clone(),
+                                keys.len() * PASSES_PER_ROUND,
+                                concurrency,
+                                |(store, keys, _), i| async move {
+                                    let bytes = store
+                                        .get(&keys[i % keys.len()], GetOptions::default())
+                                        .await?
+                                        .bytes()
+                                        .await?;
+                                    assert_eq!(bytes.len(), 4096);
+                                    Ok::<(), storage_core::Error>(())
+                                },
+                            )
+                            .await?,
+                        );
+                        heads.ours.push(
+                            ops_per_s(
+                                context.clone(),
+                                keys.len() * PASSES_PER_ROUND,
+                                concurrency,
+                                |(store, keys, _), i| async move {
+                                    store.head(&keys[i % keys.len()]).await.map(drop)
+                                },
+                            )
+                            .await?,
+                        );
+                    }
                 }
-                gets.ours.push(
-                    ops_per_s(
-                        context.clone(),
-                        keys.len() * PASSES_PER_ROUND,
-                        concurrency,
-                        |(store, keys, _), i| async move {
-                            let bytes = store
-                                .get(&keys[i % keys.len()], GetOptions::default())
-                                .await?
-                                .bytes()
-                                .await?;
-                            assert_eq!(bytes.len(), 4096);
-                            Ok::<(), storage_core::Error>(())
-                        },
-                    )
-                    .await?,
-                );
-                heads.ours.push(
-                    ops_per_s(
-                        context.clone(),
-                        keys.len() * PASSES_PER_ROUND,
-                        concurrency,
-                        |(store, keys, _), i| async move {
-                            store.head(&keys[i % keys.len()]).await.map(drop)
-                        },
-                    )
-                    .await?,
-                );
             }
         }
+        anchor_gets.ours = gets.ours.clone();
+        anchor_heads.ours = heads.ours.clone();
         let raw_delete = raw.delete(concurrency)?;
         let delete = ops_per_s(
             context,
@@ -568,6 +705,10 @@ async fn small(
             |(store, keys, _), i| async move { store.delete(&keys[i]).await.map(drop) },
         )
         .await?;
+        let anchor_delete = match &anchor {
+            Some(anchor) => Some(anchor.delete(concurrency).await?),
+            None => None,
+        };
         let at = at_a_time(concurrency);
         let mut row = |name: String, value: f64, ratio: String| {
             rows.push(Row {
@@ -642,6 +783,28 @@ async fn small(
             delete,
             format!("{:.2} of raw", delete / raw_delete),
         );
+        if let (Some(anchor), Some(anchor_delete)) = (&anchor, anchor_delete) {
+            for (op, rounds, count) in [
+                ("put", &anchor_puts, PUT_ROUNDS),
+                ("get", &anchor_gets, READ_ROUNDS),
+                ("head", &anchor_heads, READ_ROUNDS),
+            ] {
+                let (rate, _, (ratio, low, high)) = rounds.summary();
+                row(
+                    format!(
+                        "object_store LocalFileSystem 4 KiB {op} ({label}), {at}, median of {count} rounds"
+                    ),
+                    rate,
+                    format!("ours: {ratio:.2} of it (rounds: {low:.2}–{high:.2})"),
+                );
+            }
+            row(
+                format!("object_store LocalFileSystem 4 KiB delete ({label}), {at}"),
+                anchor_delete,
+                format!("ours: {:.2} of it", delete / anchor_delete),
+            );
+            anchor.remove()?;
+        }
         raw.remove()?;
         std::fs::remove_dir_all(&folder)?;
     }
@@ -800,14 +963,15 @@ impl RawFiles {
     }
 }
 
-/// The anchor: object_store's `LocalFileSystem`, the same workloads.
-async fn object_store_local(
+/// The anchor: object_store's `LocalFileSystem`, the large object (its
+/// small objects are measured with ours, in `small`).
+async fn object_store_large(
     args: &Args,
     rows: &mut Vec<Row>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use object_store::local::LocalFileSystem;
     use object_store::path::Path as StorePath;
-    use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+    use object_store::{ObjectStoreExt, WriteMultipart};
 
     let folder = args.dir.join("object-store");
     std::fs::create_dir_all(&folder)?;
@@ -861,70 +1025,6 @@ async fn object_store_local(
         value: format!("{get:.0} MiB/s"),
         ratio: format!("{:.2} of raw read", get / raw_r),
     });
-    if args.large_only {
-        return Ok(());
-    }
-    let body = Bytes::from(vec![42u8; 4096]);
-    for concurrency in CONCURRENCY {
-        // New folders for each phase's puts, as ours and the raw files
-        // get: not where this phase's deletes just freed inodes.
-        let paths: Arc<[StorePath]> = (0..args.small)
-            .map(|i| StorePath::from(format!("{concurrency}/small/{:03}/{i:06}", i % 100)))
-            .collect();
-        let context = (store.clone(), paths.clone(), body.clone());
-        let put = ops_per_s(
-            context.clone(),
-            paths.len(),
-            concurrency,
-            |(store, paths, body), i| async move {
-                store.put(&paths[i], PutPayload::from(body)).await.map(drop)
-            },
-        )
-        .await?;
-        let get = ops_per_s(
-            context.clone(),
-            paths.len() * READ_PASSES,
-            concurrency,
-            |(store, paths, _), i| async move {
-                let bytes = store.get(&paths[i % paths.len()]).await?.bytes().await?;
-                assert_eq!(bytes.len(), 4096);
-                Ok::<(), object_store::Error>(())
-            },
-        )
-        .await?;
-        let head =
-            ops_per_s(
-                context.clone(),
-                paths.len() * READ_PASSES,
-                concurrency,
-                |(store, paths, _), i| async move {
-                    store.head(&paths[i % paths.len()]).await.map(drop)
-                },
-            )
-            .await?;
-        let delete = ops_per_s(
-            context,
-            paths.len(),
-            concurrency,
-            |(store, paths, _), i| async move { store.delete(&paths[i]).await.map(drop) },
-        )
-        .await?;
-        for (op, rate) in [
-            ("put", put),
-            ("get", get),
-            ("head", head),
-            ("delete", delete),
-        ] {
-            rows.push(Row {
-                name: format!(
-                    "object_store LocalFileSystem 4 KiB {op} (no fsync), {}",
-                    at_a_time(concurrency)
-                ),
-                value: format!("{rate:.0} ops/s"),
-                ratio: String::new(),
-            });
-        }
-    }
     std::fs::remove_dir_all(&folder)?;
     Ok(())
 }
@@ -946,7 +1046,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             small(&args, durability, &mut rows).await?;
         }
     }
-    object_store_local(&args, &mut rows).await?;
+    object_store_large(&args, &mut rows).await?;
     println!("| measurement | result | ratio |");
     println!("|---|---|---|");
     for row in rows {
