@@ -175,14 +175,20 @@ pub fn take_prefix(stream: ByteStream, limit: u64) -> ByteStream {
 
 /// A whole object read as its first answer's first `chunk` bytes, then
 /// `parts` (the ranged requests for the rest, in order), with up to
-/// `concurrency` transfers at once, the first answer counted.
+/// `concurrency` transfers at once, the first answer counted. Each part is
+/// the chunks its answer arrived in (see [`collect_part`]), handed on as
+/// they are: no part is copied into a buffer of its own, so a download
+/// makes no large allocations (freed, they stayed in the allocator's
+/// arenas and made a 2 GiB download's peak memory jump by a part's size
+/// now and then).
 ///
 /// The parts' requests start when the body is first polled, not once the
 /// first chunk has been read: on a network where each request waits for
 /// its first byte, that wait overlaps the first chunk's transfer instead
 /// of following it. At most `concurrency` parts are held or in flight
-/// (the first answer, while it streams, is one of them), so memory stays
-/// at about `concurrency × chunk` whatever the object's size. A first
+/// (the first answer, while it streams, is one of them, and so is a part
+/// until its last chunk is handed on), so memory stays at about
+/// `concurrency × chunk` whatever the object's size. A first
 /// answer that ends before `chunk` bytes yields `Corruption`, as
 /// [`take_prefix`]; a part's error ends the body.
 pub fn prefix_then_parts<P, F>(
@@ -193,21 +199,22 @@ pub fn prefix_then_parts<P, F>(
 ) -> ByteStream
 where
     P: Iterator<Item = F> + Send + 'static,
-    F: std::future::Future<Output = Result<Bytes>> + Send + 'static,
+    F: std::future::Future<Output = Result<Vec<Bytes>>> + Send + 'static,
 {
     Box::pin(PrefixThenParts {
         first: Some(take_prefix(first, chunk)),
         parts: Box::new(parts.map(|part| Box::pin(part) as PartFuture).enumerate()),
         running: futures::stream::FuturesUnordered::new(),
         finished: std::collections::BTreeMap::new(),
+        draining: Vec::new().into_iter(),
         next: 0,
         concurrency: concurrency.max(1),
         ended: false,
     })
 }
 
-type PartFuture = Pin<Box<dyn std::future::Future<Output = Result<Bytes>> + Send>>;
-type NumberedPart = Pin<Box<dyn std::future::Future<Output = (usize, Result<Bytes>)> + Send>>;
+type PartFuture = Pin<Box<dyn std::future::Future<Output = Result<Vec<Bytes>>> + Send>>;
+type NumberedPart = Pin<Box<dyn std::future::Future<Output = (usize, Result<Vec<Bytes>>)> + Send>>;
 
 /// The stream [`prefix_then_parts`] returns.
 struct PrefixThenParts {
@@ -218,7 +225,9 @@ struct PrefixThenParts {
     /// The parts requested and not finished.
     running: futures::stream::FuturesUnordered<NumberedPart>,
     /// Finished parts waiting for their turn, by number.
-    finished: std::collections::BTreeMap<usize, Result<Bytes>>,
+    finished: std::collections::BTreeMap<usize, Result<Vec<Bytes>>>,
+    /// The chunks of the part being handed on, not yet yielded.
+    draining: std::vec::IntoIter<Bytes>,
     /// The number of the part to yield next.
     next: usize,
     concurrency: usize,
@@ -230,7 +239,8 @@ impl PrefixThenParts {
     /// Requests parts until `concurrency` transfers are held or running.
     fn top_up(&mut self) {
         let first = usize::from(self.first.is_some());
-        while self.running.len() + self.finished.len() + first < self.concurrency {
+        let draining = usize::from(self.draining.len() > 0);
+        while self.running.len() + self.finished.len() + first + draining < self.concurrency {
             let Some((number, part)) = self.parts.next() else {
                 break;
             };
@@ -278,21 +288,61 @@ impl Stream for PrefixThenParts {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        if let Some(result) = this.finished.remove(&this.next) {
-            this.next += 1;
-            if result.is_err() {
-                this.ended = true;
+        loop {
+            if let Some(chunk) = this.draining.next() {
+                return Poll::Ready(Some(Ok(chunk)));
             }
-            return Poll::Ready(Some(result));
+            match this.finished.remove(&this.next) {
+                Some(Ok(chunks)) => {
+                    this.next += 1;
+                    this.draining = chunks.into_iter();
+                    // The part drained last may have made room.
+                    this.top_up();
+                    this.drive(cx);
+                }
+                Some(Err(err)) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(err)));
+                }
+                None if this.running.is_empty() => {
+                    // Nothing running and the next part not finished:
+                    // every part was yielded.
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
+                None => return Poll::Pending,
+            }
         }
-        if this.running.is_empty() {
-            // Nothing running and the next part not finished: every part
-            // was yielded.
-            this.ended = true;
-            return Poll::Ready(None);
-        }
-        Poll::Pending
     }
+}
+
+/// The chunks of a ranged answer of `len` bytes, as they arrived (none
+/// copied), for [`prefix_then_parts`]. An answer with more or fewer bytes
+/// is `Corruption`, retryable: a connection cut short, or a server that
+/// ignored the range.
+pub async fn collect_part(mut stream: ByteStream, len: u64) -> Result<Vec<Bytes>> {
+    let short_or_long = |which: &str| {
+        Error::new(
+            ErrorKind::Corruption,
+            format!("a ranged read of {len} bytes answered with {which} bytes"),
+        )
+        .with_retryable(true)
+    };
+    let mut chunks = Vec::new();
+    let mut received = 0u64;
+    while let Some(chunk) = stream.try_next().await? {
+        received += chunk.len() as u64;
+        if received > len {
+            return Err(short_or_long("more"));
+        }
+        if !chunk.is_empty() {
+            chunks.push(chunk);
+        }
+    }
+    if received != len {
+        return Err(short_or_long("fewer"));
+    }
+    Ok(chunks)
 }
 
 /// Reads a body stream in pieces of an exact size: what chunked and
@@ -505,7 +555,7 @@ mod tests {
         started: Arc<AtomicUsize>,
         live: Arc<AtomicUsize>,
         max_live: Arc<AtomicUsize>,
-    ) -> impl Iterator<Item = impl std::future::Future<Output = Result<Bytes>>> + Send + 'static
+    ) -> impl Iterator<Item = impl std::future::Future<Output = Result<Vec<Bytes>>>> + Send + 'static
     {
         (0..count).map(move |i| {
             let (started, live, max_live) = (started.clone(), live.clone(), max_live.clone());
@@ -513,7 +563,7 @@ mod tests {
                 started.fetch_add(1, Ordering::SeqCst);
                 let now = live.fetch_add(1, Ordering::SeqCst) + 1;
                 max_live.fetch_max(now, Ordering::SeqCst);
-                Ok(Bytes::from(vec![b'e' + i as u8; len]))
+                Ok(vec![Bytes::from(vec![b'e' + i as u8; len])])
             }
         })
     }
@@ -593,7 +643,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_short_first_answer_is_corruption_and_a_failed_part_ends_the_body() {
-        let parts = std::iter::empty::<futures::future::Ready<Result<Bytes>>>();
+        let parts = std::iter::empty::<futures::future::Ready<Result<Vec<Bytes>>>>();
         let mut short = prefix_then_parts(first_answer(&[b"ab"]), 4, parts, 2);
         assert_eq!(short.try_next().await.unwrap().unwrap(), "ab");
         let err = short.try_next().await.unwrap_err();
@@ -601,9 +651,9 @@ mod tests {
         assert!(short.try_next().await.unwrap().is_none());
 
         let parts = [
-            futures::future::ready(Ok(Bytes::from_static(b"ef"))),
+            futures::future::ready(Ok(vec![Bytes::from_static(b"ef")])),
             futures::future::ready(Err(Error::new(ErrorKind::PreconditionFailed, "replaced"))),
-            futures::future::ready(Ok(Bytes::from_static(b"ij"))),
+            futures::future::ready(Ok(vec![Bytes::from_static(b"ij")])),
         ];
         let mut failing = prefix_then_parts(first_answer(&[b"abcd"]), 4, parts.into_iter(), 2);
         assert_eq!(failing.try_next().await.unwrap().unwrap(), "abcd");
@@ -614,6 +664,41 @@ mod tests {
             failing.try_next().await.unwrap().is_none(),
             "the body went on after a failed part"
         );
+    }
+
+    #[tokio::test]
+    async fn a_part_is_handed_on_in_the_chunks_it_arrived_in_uncopied() {
+        let arrived = [Bytes::from_static(b"ef"), Bytes::from_static(b"gh")];
+        let parts = [
+            futures::future::ready(Ok(arrived.to_vec())),
+            futures::future::ready(Ok(vec![Bytes::from_static(b"ij")])),
+        ];
+        let mut body = prefix_then_parts(first_answer(&[b"abcd"]), 4, parts.into_iter(), 2);
+        assert_eq!(body.try_next().await.unwrap().unwrap(), "abcd");
+        for expected in &arrived {
+            let chunk = body.try_next().await.unwrap().unwrap();
+            assert_eq!(chunk, expected);
+            assert_eq!(chunk.as_ptr(), expected.as_ptr(), "the part was copied");
+        }
+        assert_eq!(body.try_next().await.unwrap().unwrap(), "ij");
+        assert!(body.try_next().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn collect_part_keeps_the_chunks_and_refuses_a_wrong_length() {
+        let chunks = collect_part(first_answer(&[b"ab", b"", b"cde"]), 5)
+            .await
+            .unwrap();
+        assert_eq!(chunks, [&b"ab"[..], b"cde"]);
+        for (pieces, which) in [
+            (&[&b"ab"[..], b"cd"][..], "fewer"),
+            (&[&b"abc"[..], b"def"][..], "more"),
+        ] {
+            let err = collect_part(first_answer(pieces), 5).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Corruption);
+            assert!(err.is_retryable(), "a cut answer is worth another try");
+            assert!(err.to_string().contains(which), "{err}");
+        }
     }
 
     #[tokio::test]

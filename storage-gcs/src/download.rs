@@ -6,13 +6,12 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LAST_MODIFIED};
 use reqwest::{Method, Response};
 use storage_core::{
     ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, Key, ObjectMeta, Result,
-    prefix_then_parts, take_prefix,
+    collect_part, prefix_then_parts, take_prefix,
 };
 
 use crate::client::{Client, check, header};
@@ -67,7 +66,8 @@ pub(crate) async fn get(
                     "the object was replaced while it was being read",
                 ));
             }
-            read_exactly(response, part_range_len(start, chunk, size)).await
+            let body = response.bytes_stream().map_err(from_transport).boxed();
+            collect_part(body, part_range_len(start, chunk, size)).await
         }
     });
     Ok(Some(GetResult {
@@ -78,34 +78,8 @@ pub(crate) async fn get(
 }
 
 /// The length of the part that starts at `start`.
-fn part_range_len(start: u64, chunk: u64, size: u64) -> usize {
-    ((start + chunk).min(size) - start) as usize
-}
-
-/// A part's bytes, collected into one buffer of exactly its size (no
-/// doubling growth, so the parts in flight cost what they hold); an
-/// answer of another length is an error, never a silent short read.
-async fn read_exactly(response: Response, len: usize) -> Result<Bytes> {
-    let mut part = BytesMut::with_capacity(len);
-    let mut stream = response.bytes_stream();
-    while let Some(piece) = stream.try_next().await.map_err(from_transport)? {
-        if part.len() + piece.len() > len {
-            return Err(short_or_long(len, "more"));
-        }
-        part.extend_from_slice(&piece);
-    }
-    if part.len() != len {
-        return Err(short_or_long(len, "fewer"));
-    }
-    Ok(part.freeze())
-}
-
-fn short_or_long(len: usize, which: &str) -> Error {
-    Error::new(
-        ErrorKind::Corruption,
-        format!("a ranged read of {len} bytes answered with {which} bytes"),
-    )
-    .with_retryable(true)
+fn part_range_len(start: u64, chunk: u64, size: u64) -> u64 {
+    (start + chunk).min(size) - start
 }
 
 /// `GET …/o/NAME?alt=media` with the range and generation conditions.

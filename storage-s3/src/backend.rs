@@ -17,7 +17,7 @@ use storage_core::{
     Body, ByteRange, ByteStream, Capabilities, Error, ErrorKind, GetOptions, GetResult, Key,
     ListEntry, ListOptions, ListStream, ObjectMeta, Operation, Prefix, PresignMethod,
     PresignOptions, PresignedRequest, PutOptions, PutResult, Result, Storage, WriteMode,
-    async_trait, prefix_then_parts,
+    async_trait, collect_part, prefix_then_parts,
 };
 
 use crate::config::{MAX_PRESIGN_EXPIRY, S3Config};
@@ -59,6 +59,21 @@ fn resolve_region(config: &S3Config) -> String {
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_else(|| "us-east-1".to_owned())
+}
+
+/// Chunks at least this long join a part by reference, not copied: the
+/// part's request body then sends the caller's own buffers. Shorter ones
+/// are copied together, so that a stream of small chunks still makes
+/// parts of a few large buffers rather than thousands of tiny ones.
+const SHARED_CHUNK: usize = 64 * 1024;
+
+/// Appends `chunk` to the multipart upload's current part.
+fn append(writer: &mut WriteMultipart, chunk: Bytes) {
+    if chunk.len() >= SHARED_CHUNK {
+        writer.put(chunk);
+    } else {
+        writer.write(&chunk);
+    }
 }
 
 fn secret_text(secret: &Option<storage_core::Secret>) -> Option<&str> {
@@ -291,7 +306,7 @@ impl S3Storage {
         let outcome: Result<()> = async {
             for chunk in first {
                 size += chunk.len() as u64;
-                writer.get()?.write(&chunk);
+                append(writer.get()?, chunk);
             }
             while let Some(chunk) = rest.try_next().await? {
                 let part_writer = writer.get()?;
@@ -300,7 +315,7 @@ impl S3Storage {
                     .await
                     .map_err(from_object_store)?;
                 size += chunk.len() as u64;
-                part_writer.write(&chunk);
+                append(part_writer, chunk);
             }
             Ok(())
         }
@@ -354,12 +369,15 @@ impl S3Storage {
             };
             // Pin every range to the version the first answer described.
             ranged.if_match = etag.clone();
+            let len = (start + chunk).min(size) - start;
             async move {
                 let part = store
                     .get_opts(&location, ranged)
                     .await
                     .map_err(from_object_store)?;
-                part.bytes().await.map_err(from_object_store)
+                // The chunks as they arrived: `bytes()` would copy them
+                // into one buffer of the part's size.
+                collect_part(part.into_stream().map_err(from_object_store).boxed(), len).await
             }
         });
         Ok(GetResult {
