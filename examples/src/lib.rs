@@ -71,7 +71,12 @@ pub async fn stream_up(
     let source = chunk.clone();
     let parts = size / source.len();
     let start = Instant::now();
-    let body = Body::from_stream(stream::iter((0..parts).map(move |_| Ok(source.clone()))));
+    // A fresh buffer per chunk, as a file or socket reader makes: a
+    // backend that keeps chunks by reference (S3's multipart parts do)
+    // then holds real memory, not clones of one buffer.
+    let body = Body::from_stream(stream::iter(
+        (0..parts).map(move |_| Ok(Bytes::copy_from_slice(&source))),
+    ));
     store.put(key, body, PutOptions::default()).await?;
     Ok(start.elapsed())
 }

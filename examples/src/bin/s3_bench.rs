@@ -194,7 +194,8 @@ async fn theirs_large(
     let mut writer = WriteMultipart::new_with_chunk_size(store.put_multipart(path).await?, PART);
     for _ in 0..parts {
         writer.wait_for_capacity(4).await?;
-        writer.write(chunk);
+        // By reference, as storage-s3 hands on chunks of 64 KiB and more.
+        writer.put(chunk.clone());
     }
     writer.finish().await?;
     let up = start.elapsed();
