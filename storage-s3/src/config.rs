@@ -73,7 +73,10 @@ pub struct S3Config {
     #[serde(default = "default_part_size")]
     pub part_size: ByteSize,
     /// Parts uploaded at once. Memory in flight is about
-    /// `(upload_concurrency + 1) × part_size`. Default: 4.
+    /// `(upload_concurrency + 1) × part_size`. Chunks of 64 KiB and more
+    /// join a part by reference, not copied, so a chunk sliced from a
+    /// larger buffer keeps that buffer alive until its part is sent.
+    /// Default: 4.
     #[serde(default = "default_concurrency")]
     pub upload_concurrency: usize,
     /// Whole-object gets of objects larger than this are fetched as
