@@ -363,13 +363,13 @@ impl S3Storage {
         let rest = (chunk..size).step_by(chunk as usize).map(move |start| {
             let store = store.clone();
             let location = location.clone();
+            let end = (start + chunk).min(size);
             let mut ranged = object_store::GetOptions {
-                range: Some(GetRange::Bounded(start..(start + chunk).min(size))),
+                range: Some(GetRange::Bounded(start..end)),
                 ..Default::default()
             };
             // Pin every range to the version the first answer described.
             ranged.if_match = etag.clone();
-            let len = (start + chunk).min(size) - start;
             async move {
                 let part = store
                     .get_opts(&location, ranged)
@@ -377,7 +377,11 @@ impl S3Storage {
                     .map_err(from_object_store)?;
                 // The chunks as they arrived: `bytes()` would copy them
                 // into one buffer of the part's size.
-                collect_part(part.into_stream().map_err(from_object_store).boxed(), len).await
+                collect_part(
+                    part.into_stream().map_err(from_object_store).boxed(),
+                    end - start,
+                )
+                .await
             }
         });
         Ok(GetResult {

@@ -325,6 +325,13 @@ async fn a_server_that_checks_signatures_takes_unsigned_bodies_single_and_multip
     assert!(store.delete(&large).await.unwrap());
 }
 
+/// The requests that send a body (PUT, POST) among `seen`.
+fn uploads_of(seen: &[(String, String)]) -> Vec<&(String, String)> {
+    seen.iter()
+        .filter(|(method, _)| method == "PUT" || method == "POST")
+        .collect()
+}
+
 #[tokio::test]
 async fn unsigned_payload_sends_no_body_hash_and_the_default_signs_every_body() {
     use sha2::{Digest, Sha256};
@@ -352,6 +359,25 @@ async fn unsigned_payload_sends_no_body_hash_and_the_default_signs_every_body() 
     let seen = proxy.payload_hashes();
     let expected = format!("{:x}", Sha256::digest(&body));
     assert_eq!(seen, vec![("PUT".to_owned(), expected)]);
+    // A multipart upload signs the hash of every request it sends.
+    signed
+        .put(
+            &unique("signed-long.bin"),
+            streamed(long.clone(), 1 << 20),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let seen = proxy.payload_hashes().split_off(1);
+    let uploads = uploads_of(&seen);
+    assert_eq!(uploads.len(), 4, "create, two parts, complete: {seen:?}");
+    for (method, hash) in uploads {
+        assert!(
+            hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "a {method} of the default carried {hash:?}, not a SHA-256"
+        );
+    }
+    let before_unsigned = proxy.payload_hashes().len();
 
     // Unsigned: a single PUT and every request of a multipart upload
     // (create, parts, complete) carry UNSIGNED-PAYLOAD.
@@ -372,11 +398,8 @@ async fn unsigned_payload_sends_no_body_hash_and_the_default_signs_every_body() 
         )
         .await
         .unwrap();
-    let seen = proxy.payload_hashes().split_off(1);
-    let uploads: Vec<_> = seen
-        .iter()
-        .filter(|(method, _)| method == "PUT" || method == "POST")
-        .collect();
+    let seen = proxy.payload_hashes().split_off(before_unsigned);
+    let uploads = uploads_of(&seen);
     // One single PUT, then create, two parts and complete.
     assert_eq!(uploads.len(), 5, "{seen:?}");
     for (method, hash) in uploads {
