@@ -25,6 +25,7 @@ use crate::layout;
 use crate::list::Walker;
 use crate::presign::UrlSigner;
 use crate::stream::FileStream;
+use crate::unnamed;
 use crate::writeback::{self, WriteBehind};
 
 /// Chunks of a streamed put buffered ahead of the writer thread.
@@ -41,10 +42,11 @@ const PUBLISH_ATTEMPTS: usize = 16;
 ///   layout); every file operation goes through a capability handle of the
 ///   root (`cap-std`), so neither a key nor a symlink planted in the folder
 ///   can reach outside it.
-/// - Writes go to a temporary file beside the object, are flushed
-///   (`fsync`) and then renamed into place: a reader or a crash sees the
-///   old object or the new one, never part of one. The folder is flushed
-///   after the rename, so a returned put survives a power loss.
+/// - Writes go to a file without a name (Linux `O_TMPFILE`; elsewhere a
+///   temporary file beside the object), are flushed (`fsync`) and then
+///   linked or renamed into place: a reader or a crash sees the old object
+///   or the new one, never part of one. The folder is flushed after, so a
+///   returned put survives a power loss.
 /// - Content and metadata (content type, user metadata, etag, CRC-32C) are
 ///   one file, so they are published together.
 /// - Reads stream in 1 MiB chunks, read ahead on a blocking thread into
@@ -66,13 +68,22 @@ struct Inner {
     config: LocalConfig,
     dir: Dir,
     signer: Option<UrlSigner>,
+    /// Whether puts write unnamed files (see [`crate::unnamed`]): the
+    /// configuration allows it and a probe at opening succeeded.
+    unnamed_temps: bool,
 }
 
-/// A temporary file in the folder its object will be published in, which
-/// removes itself unless published.
+/// A put's file before it is published: unnamed (see [`crate::unnamed`])
+/// or under a temporary name in the folder its object will be published
+/// in, which it removes unless published.
 struct TempFile {
     slot: ObjectSlot,
-    name: String,
+    /// The object file's path under the root: an unnamed file holds no
+    /// place in its folder, so a concurrent delete may prune the folder
+    /// before the file is linked, and the folder is then found again.
+    path: PathBuf,
+    /// The temporary name in the slot's folder; `None` for an unnamed file.
+    name: Option<String>,
     file: File,
     write_behind: WriteBehind,
     published: bool,
@@ -88,12 +99,49 @@ impl TempFile {
         }
         Ok(())
     }
+
+    /// Publishes the file under the object's name if that name is free,
+    /// with `link(2)`, which fails with `AlreadyExists` if it is not. A
+    /// named file keeps its temporary name too, until dropped.
+    fn link_as_object(&self) -> io::Result<()> {
+        let slot = &self.slot;
+        match &self.name {
+            Some(name) => slot.folder.hard_link(name, &slot.folder, &slot.name),
+            None => unnamed::link(&self.file, &slot.folder, &slot.name),
+        }
+    }
+
+    /// Publishes the file over the object's name with `rename(2)`. An
+    /// unnamed file is first linked under a temporary name, since
+    /// `link(2)` cannot replace a name.
+    fn rename_over_object(&self) -> io::Result<()> {
+        let slot = &self.slot;
+        match &self.name {
+            Some(name) => slot.folder.rename(name, &slot.folder, &slot.name),
+            None => {
+                let name = loop {
+                    let name = layout::temp_name();
+                    match unnamed::link(&self.file, &slot.folder, name.as_ref()) {
+                        Ok(()) => break name,
+                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(err) => return Err(err),
+                    }
+                };
+                slot.folder
+                    .rename(&name, &slot.folder, &slot.name)
+                    .inspect_err(|_| {
+                        let _ = slot.folder.remove_file(&name);
+                    })
+            }
+        }
+    }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if !self.published {
-            let _ = self.slot.folder.remove_file(&self.name);
+        // An unnamed file is freed with its handle.
+        if let Some(name) = self.name.as_ref().filter(|_| !self.published) {
+            let _ = self.slot.folder.remove_file(name);
         }
     }
 }
@@ -203,10 +251,12 @@ impl LocalStorage {
                 )));
             }
         };
+        let unnamed_temps = config.unnamed_temp_files && unnamed_temps_work(&dir);
         let inner = Arc::new(Inner {
             config,
             dir,
             signer,
+            unnamed_temps,
         });
         Ok(Self { inner })
     }
@@ -295,36 +345,50 @@ impl LocalStorage {
 }
 
 impl Inner {
-    /// Creates a temporary file in the folder of the object file at
-    /// `path`, creating the folder if needed.
+    /// Creates a put's file for the object file at `path`, unnamed where
+    /// the store can, else under a temporary name in the object's folder;
+    /// creates the folder if needed.
     fn create_temp(&self, path: &Path) -> Result<TempFile> {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
         let mut attempt = 0;
         loop {
             let slot = self.open_slot(path, true)?.ok_or_else(not_found)?;
-            let name = layout::temp_name();
-            match slot.folder.open_with(&name, &options) {
-                Ok(file) => {
-                    // From here the folder holds a file, so a concurrent
-                    // delete cannot prune it before the rename.
+            match self.create_temp_in(&slot.folder) {
+                Ok((name, file)) => {
                     return Ok(TempFile {
                         slot,
+                        path: path.to_owned(),
                         name,
-                        file: file.into_std(),
+                        file,
                         write_behind: WriteBehind::new(self.config.fsync),
                         published: false,
                     });
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
                 // The folder was pruned by a concurrent delete between
-                // opening and creating: open (and create) it again.
+                // opening and creating: open (and create) it again. A
+                // named file then holds its place until it is renamed.
                 Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < PUBLISH_ATTEMPTS => {
                     attempt += 1;
                 }
                 Err(err) => return Err(from_io(err)),
             }
         }
+    }
+
+    /// An unnamed file on `folder`'s file system if the store uses them
+    /// and that file system has them, else a file under a fresh temporary
+    /// name in `folder`, with that name.
+    fn create_temp_in(&self, folder: &Dir) -> io::Result<(Option<String>, File)> {
+        if self.unnamed_temps
+            && let Some(file) = unnamed::create(folder)?
+        {
+            return Ok((None, file));
+        }
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        let name = layout::temp_name();
+        let file = folder.open_with(&name, &options)?;
+        Ok((Some(name), file.into_std()))
     }
 
     /// Opens the object file at `path`; `None` if there is none.
@@ -471,9 +535,9 @@ impl Inner {
         }
     }
 
-    /// Appends the metadata, flushes, and publishes the temporary file
-    /// under its object's name as `mode` allows: a rename (or, for
-    /// create-only, a link) within the folder.
+    /// Appends the metadata, flushes, and publishes the put's file under
+    /// its object's name as `mode` allows (see
+    /// [`publish_as`](Self::publish_as)), then flushes the folder.
     fn publish(&self, written: Written, options: PutOptions) -> Result<PutResult> {
         let Written {
             mut temp,
@@ -493,35 +557,69 @@ impl Inner {
         if self.config.fsync {
             temp.file.sync_all().map_err(from_io)?;
         }
-        let slot = &temp.slot;
-        let rename = || {
-            slot.folder
-                .rename(&temp.name, &slot.folder, &slot.name)
-                .map_err(from_io)
-        };
-        match &options.mode {
-            WriteMode::CreateNew => {
+        let mut attempt = 0;
+        while let Err(err) = Self::publish_as(&mut temp, &options.mode) {
+            // An unnamed file holds no place in its folder, so a
+            // concurrent delete may have pruned the folder: find (and
+            // create) it again.
+            if temp.name.is_none()
+                && err.kind() == ErrorKind::NotFound
+                && attempt < PUBLISH_ATTEMPTS
+            {
+                attempt += 1;
+                temp.slot = self.open_slot(&temp.path, true)?.ok_or_else(not_found)?;
+            } else {
+                return Err(err);
+            }
+        }
+        if self.config.fsync && self.config.fsync_folder {
+            temp.slot.sync_folder()?;
+        }
+        let mut result = PutResult::new(size, Some(meta.etag));
+        result.checksum = Some(storage_core::Checksum::Crc32c(crc32c));
+        Ok(result)
+    }
+
+    /// Publishes `temp` under its object's name as `mode` allows: a link
+    /// where the name must be free (create-only, or an unnamed file where
+    /// there is no object yet), else a rename over the object.
+    fn publish_as(temp: &mut TempFile, mode: &WriteMode) -> Result<()> {
+        match mode {
+            WriteMode::CreateNew => match temp.link_as_object() {
                 // link(2) fails atomically on an existing name, so of
                 // racing writers one wins.
-                match slot.folder.hard_link(&temp.name, &slot.folder, &slot.name) {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                        return Err(Error::new(
-                            ErrorKind::AlreadyExists,
-                            "an object already exists at this key",
-                        ));
-                    }
-                    Err(err) => return Err(from_io(err)),
-                }
-                // The object is linked; the temporary name is left to
-                // remove (dropping `temp` does).
-            }
+                Ok(()) => Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    "an object already exists at this key",
+                )),
+                Err(err) => Err(from_io(err)),
+            },
             WriteMode::Overwrite => {
-                Self::with_object_lock(slot, |_| rename())?;
+                loop {
+                    let published = Self::with_object_lock(&temp.slot, |current| {
+                        if current.is_none() && temp.name.is_none() {
+                            // Nothing to replace: link. If a concurrent put
+                            // got there first, replace its object, under
+                            // its lock, on the next turn.
+                            return match temp.link_as_object() {
+                                Ok(()) => Ok(true),
+                                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                                Err(err) => Err(from_io(err)),
+                            };
+                        }
+                        temp.rename_over_object().map_err(from_io)?;
+                        Ok(true)
+                    })?;
+                    if published {
+                        break;
+                    }
+                }
                 temp.published = true;
+                Ok(())
             }
             WriteMode::UpdateIfMatch(expected) => {
-                Self::with_object_lock(slot, |current| {
+                Self::with_object_lock(&temp.slot, |current| {
                     let Some(current) = current else {
                         return Err(Error::new(
                             ErrorKind::PreconditionFailed,
@@ -534,18 +632,13 @@ impl Inner {
                             "the object's etag does not match",
                         ));
                     }
-                    rename()
+                    temp.rename_over_object().map_err(from_io)
                 })?;
                 temp.published = true;
+                Ok(())
             }
-            _ => return Err(Error::unsupported("this write mode")),
+            _ => Err(Error::unsupported("this write mode")),
         }
-        if self.config.fsync && self.config.fsync_folder {
-            temp.slot.sync_folder()?;
-        }
-        let mut result = PutResult::new(size, Some(meta.etag));
-        result.checksum = Some(storage_core::Checksum::Crc32c(crc32c));
-        Ok(result)
     }
 
     /// Renames `from` over `to`, creating `to`'s folders; retried when a
@@ -584,6 +677,21 @@ impl Inner {
             current = folder.parent();
         }
     }
+}
+
+/// Whether an unnamed file can be created in `dir` and linked under a
+/// name (see [`crate::unnamed`]): tried once, when the store opens, with a
+/// probe file linked and removed.
+fn unnamed_temps_work(dir: &Dir) -> bool {
+    let Ok(Some(file)) = unnamed::create(dir) else {
+        return false;
+    };
+    let probe = layout::temp_name();
+    let linked = unnamed::link(&file, dir, probe.as_ref()).is_ok();
+    if linked {
+        let _ = dir.remove_file(&probe);
+    }
+    linked
 }
 
 fn new_etag(crc32c: u32) -> String {

@@ -64,6 +64,15 @@ pub struct LocalConfig {
     /// goes to the pool as with this off. Default: true.
     #[serde(default = "default_true")]
     pub cached_reads: bool,
+    /// Write each put into an unnamed file (Linux `O_TMPFILE`) and give it
+    /// the object's name once flushed, instead of renaming a named
+    /// temporary file into place: the folder is written once per put
+    /// rather than twice, and a crash leaves no temporary file behind.
+    /// Where the system or the file system cannot (checked when the store
+    /// opens), named temporary files are used as with this off.
+    /// Default: true.
+    #[serde(default = "default_true")]
+    pub unnamed_temp_files: bool,
 }
 
 fn default_name() -> String {
@@ -92,6 +101,7 @@ impl LocalConfig {
             fsync_folder: true,
             verify_checksums: false,
             cached_reads: true,
+            unnamed_temp_files: true,
         }
     }
 
@@ -132,6 +142,13 @@ impl LocalConfig {
     /// on or off (see [`cached_reads`](Self::cached_reads)).
     pub fn with_cached_reads(mut self, cached_reads: bool) -> Self {
         self.cached_reads = cached_reads;
+        self
+    }
+
+    /// Turns writing puts into unnamed files on or off (see
+    /// [`unnamed_temp_files`](Self::unnamed_temp_files)).
+    pub fn with_unnamed_temp_files(mut self, unnamed: bool) -> Self {
+        self.unnamed_temp_files = unnamed;
         self
     }
 

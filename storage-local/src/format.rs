@@ -4,11 +4,11 @@
 //! [ content ... ][ metadata JSON ][ JSON length: u32 LE ][ MAGIC: 8 bytes ]
 //! ```
 //!
-//! Content and metadata live in one file so that one `rename` publishes
-//! both: no crash can pair new content with old metadata. The content
-//! comes first so a range read is a read at its own offset, and the
-//! metadata last because its checksum is known only once the content is
-//! written.
+//! Content and metadata live in one file so that one `link` or `rename`
+//! publishes both: no crash can pair new content with old metadata. The
+//! content comes first so a range read is a read at its own offset, and
+//! the metadata last because its checksum is known only once the content
+//! is written.
 
 use std::collections::BTreeMap;
 use std::fs::File;

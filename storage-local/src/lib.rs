@@ -14,6 +14,7 @@ mod presign;
 #[cfg(feature = "server")]
 mod server;
 mod stream;
+mod unnamed;
 mod writeback;
 
 pub use backend::LocalStorage;

@@ -77,7 +77,7 @@ fn the_local_type_registers_itself_through_inventory() {
 #[test]
 fn durability_and_read_settings_are_read_from_the_table() {
     let text = "[providers.files]\ntype = \"local\"\nroot = \"data\"\n\
-                fsync_folder = false\ncached_reads = false\n";
+                fsync_folder = false\ncached_reads = false\nunnamed_temp_files = false\n";
     let config = Config::parse("storage.toml", text).unwrap();
     let local = config
         .with_provider("files", storage_local::config_from)
@@ -85,6 +85,8 @@ fn durability_and_read_settings_are_read_from_the_table() {
     assert!(local.fsync, "fsync stays on by default");
     assert!(!local.fsync_folder);
     assert!(!local.cached_reads);
+    assert!(!local.unnamed_temp_files);
     let defaults = storage_local::LocalConfig::new("data");
     assert!(defaults.fsync && defaults.fsync_folder && defaults.cached_reads);
+    assert!(defaults.unnamed_temp_files);
 }

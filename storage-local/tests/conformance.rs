@@ -54,6 +54,18 @@ mod blocking_reads {
     storage_core::conformance_suite!(setup);
 }
 
+/// The same kit with puts through named temporary files renamed into
+/// place: the path taken where unnamed files (`O_TMPFILE`) are missing.
+mod named_temp_files {
+    use super::*;
+
+    async fn setup() -> Fixture {
+        serve(LocalConfig::new("unused").with_unnamed_temp_files(false)).await
+    }
+
+    storage_core::conformance_suite!(setup);
+}
+
 /// The same kit through the validation layer with a size limit: presigned
 /// uploads would bypass it, so the stack declares `presign_put` false and
 /// the kit checks they are refused as unsupported, while presigned

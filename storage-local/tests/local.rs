@@ -349,6 +349,132 @@ fn a_failed_write_leaves_no_temporary_file() {
     assert_eq!(left, [PathBuf::from("docs"), PathBuf::from("docs/a~")]);
 }
 
+/// A folder on the disk the tests were built on (beside the test binary),
+/// where unnamed files work, whatever file system `/tmp` is.
+fn folder_on_the_build_disk() -> tempfile::TempDir {
+    let exe = std::env::current_exe().expect("the test binary");
+    tempfile::tempdir_in(exe.parent().expect("its folder")).expect("a folder")
+}
+
+/// The file a put in flight is writing under `folder`, found among this
+/// process's open files (`/proc/self/fd` shows an unnamed file as
+/// `<folder>/#<inode> (deleted)`); waits for it to be created.
+#[cfg(target_os = "linux")]
+fn file_being_written(folder: &Path) -> String {
+    let inside = format!("{}/", folder.display());
+    for _ in 0..2000 {
+        for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd") {
+            let Ok(target) = std::fs::read_link(entry.expect("an open file").path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy().into_owned();
+            if target.starts_with(&inside)
+                && (target.ends_with(".~tmp") || target.ends_with(" (deleted)"))
+            {
+                return target;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no put started writing under {folder:?}");
+}
+
+/// A put in flight writes an unnamed file, which holds no place in its
+/// folder: a delete of the folder's last object prunes the folder, and
+/// the put then lands in the folder made again. With unnamed files off,
+/// the put's temporary name keeps the folder.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_put_in_flight_lands_after_a_delete_prunes_its_folder() {
+    for unnamed in [true, false] {
+        let folder = folder_on_the_build_disk();
+        let root = folder.path().canonicalize().expect("the root");
+        let config = LocalConfig::new(&root).with_unnamed_temp_files(unnamed);
+        let store = LocalStorage::open(config).expect("the store opens");
+        let runtime = runtime();
+        let (old, new) = (Key::new("docs/old").unwrap(), Key::new("docs/new").unwrap());
+        runtime
+            .block_on(store.put(&old, "x".into(), PutOptions::default()))
+            .expect("a put");
+        let (chunks, body) = futures::channel::mpsc::unbounded();
+        let put = runtime.spawn({
+            let (store, new) = (store.clone(), new.clone());
+            async move {
+                store
+                    .put(&new, Body::from_stream(body), PutOptions::default())
+                    .await
+            }
+        });
+        chunks
+            .unbounded_send(Ok(Bytes::from_static(b"written before, ")))
+            .expect("the put reads");
+        let writing = file_being_written(&root.join("docs"));
+        let suffix = if unnamed { " (deleted)" } else { ".~tmp" };
+        assert!(writing.ends_with(suffix), "unnamed {unnamed}: {writing}");
+        assert!(runtime.block_on(store.delete(&old)).expect("a delete"));
+        assert_eq!(
+            root.join("docs").exists(),
+            !unnamed,
+            "unnamed {unnamed}: the folder after its last object's delete"
+        );
+        chunks
+            .unbounded_send(Ok(Bytes::from_static(b"and after")))
+            .expect("the put reads");
+        drop(chunks);
+        runtime
+            .block_on(put)
+            .expect("the put task")
+            .expect("the put lands");
+        let content = runtime
+            .block_on(async { store.get(&new, GetOptions::default()).await?.bytes().await })
+            .expect("the object reads");
+        assert_eq!(&content[..], b"written before, and after");
+        assert_eq!(
+            tree(&root),
+            [PathBuf::from("docs"), PathBuf::from("docs/new~")]
+        );
+    }
+}
+
+/// Puts racing to create one key all succeed, one of them wins whole, and
+/// no temporary file is left: with unnamed files, the losers of the race
+/// to link the free name replace the winner's object instead.
+#[test]
+fn racing_puts_of_a_new_key_leave_one_whole_object() {
+    for unnamed in [true, false] {
+        let folder = folder_on_the_build_disk();
+        let config = LocalConfig::new(folder.path()).with_unnamed_temp_files(unnamed);
+        let store = LocalStorage::open(config).expect("the store opens");
+        runtime().block_on(async {
+            for round in 0..40 {
+                let key = Key::new(format!("race/{round}")).unwrap();
+                let mut tasks = tokio::task::JoinSet::new();
+                for writer in 0..4u8 {
+                    let (store, key) = (store.clone(), key.clone());
+                    tasks.spawn(async move {
+                        let body = Body::from(vec![writer; 1000]);
+                        store.put(&key, body, PutOptions::default()).await
+                    });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    done.expect("a put task").expect("a racing put");
+                }
+                let content = store
+                    .get(&key, GetOptions::default())
+                    .await
+                    .expect("the object")
+                    .bytes()
+                    .await
+                    .expect("its bytes");
+                assert_eq!(content.len(), 1000, "unnamed {unnamed}");
+                assert!(content.iter().all(|b| *b == content[0] && *b < 4));
+            }
+        });
+        let files = tree(&folder.path().join("race"));
+        assert_eq!(files.len(), 40, "unnamed {unnamed}: {files:?}");
+    }
+}
+
 fn flip_a_content_byte(root: &Path, file_name: &str, at: u64) {
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::options()
