@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, MetadataExt, OpenOptions};
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 use futures::{TryStreamExt, stream};
 use storage_core::{
     Body, ByteStream, Capabilities, Error, ErrorKind, GetOptions, GetResult, Key, ListEntry,
@@ -391,23 +391,25 @@ impl Inner {
         Ok((Some(name), file.into_std()))
     }
 
-    /// Opens the object file at `path`; `None` if there is none.
-    fn open_object(&self, path: &Path) -> Result<Option<File>> {
-        match self.dir.open(path) {
-            Ok(file) => Ok(Some(file.into_std())),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            // A directory of that name means "no object" (only reachable
-            // through files this backend did not write).
-            Err(err) if err.kind() == io::ErrorKind::IsADirectory => Ok(None),
-            Err(err) => Err(from_io(err)),
-        }
+    /// Opens the object file at `path` and reads its length; `None` if
+    /// there is none. Anything but a regular file there (a folder, a FIFO:
+    /// only reachable through files this backend did not write) is no
+    /// object.
+    fn open_object(&self, path: &Path) -> Result<Option<(File, u64)>> {
+        let file = match self.dir.open_with(path, &read_options()) {
+            Ok(file) => file.into_std(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) if err.kind() == io::ErrorKind::IsADirectory => return Ok(None),
+            Err(err) => return Err(from_io(err)),
+        };
+        let meta = file.metadata().map_err(from_io)?;
+        Ok(meta.is_file().then_some((file, meta.len())))
     }
 
     /// Opens the object at `path` for `get` and reads it whole if it is
     /// small (content and metadata in one read), else reads its metadata.
     fn open_for_get(&self, path: &Path, options: &GetOptions, verify: bool) -> Result<Opened> {
-        let file = self.open_object(path)?.ok_or_else(not_found)?;
-        let file_len = file.metadata().map_err(from_io)?.len();
+        let (file, file_len) = self.open_object(path)?.ok_or_else(not_found)?;
         if file_len <= SMALL_FILE {
             let mut whole = vec![0u8; file_len as usize];
             read_exact_at(&file, &mut whole, 0)?;
@@ -505,7 +507,7 @@ impl Inner {
         work: impl FnOnce(Option<&File>) -> Result<T>,
     ) -> Result<T> {
         loop {
-            let file = match slot.folder.open(&slot.name) {
+            let file = match slot.folder.open_with(&slot.name, &read_options()) {
                 Ok(file) => file.into_std(),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => return work(None),
                 // A directory of that name means "no object" (only
@@ -677,6 +679,18 @@ impl Inner {
             current = folder.parent();
         }
     }
+}
+
+/// Options that open an object file for reading without waiting: a FIFO
+/// planted under an object's name (only possible through files this
+/// backend did not write) would otherwise hold the open until a writer
+/// came. Reads of regular files ignore the flag.
+fn read_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    options
 }
 
 /// Whether an unnamed file can be created in `dir` and linked under a
@@ -855,8 +869,8 @@ impl Storage for LocalStorage {
             Some(stored) => stored,
             None => self
                 .blocking(move |inner| {
-                    let file = inner.open_object(&path)?.ok_or_else(not_found)?;
-                    Inner::read_meta(&file)
+                    let (file, len) = inner.open_object(&path)?.ok_or_else(not_found)?;
+                    StoredMeta::read_from(&file, len)
                 })
                 .await
                 .map_err(ctx)?,
@@ -937,10 +951,10 @@ impl Storage for LocalStorage {
         let source = layout::object_path(from);
         let target = layout::object_path(to);
         self.blocking(move |inner| {
-            let file = inner
+            let (file, len) = inner
                 .open_object(&source)?
                 .ok_or_else(|| Error::new(ErrorKind::NotFound, "no object at the source key"))?;
-            let meta = Inner::read_meta(&file)?;
+            let meta = StoredMeta::read_from(&file, len)?;
             let mut temp = inner.create_temp(&target)?;
             // std::io::copy uses copy_file_range(2): no bytes pass through
             // user space, and reflinks where the file system has them.

@@ -57,10 +57,13 @@ mod imp {
     use rustix::io::{Errno, ReadWriteFlags};
 
     pub(super) fn open(dir: &Dir, path: &Path, metadata_only: bool) -> io::Result<Lookup> {
+        // Non-blocking, so that a FIFO planted under an object's name
+        // cannot hold the open (and the async thread) until a writer
+        // comes; reads of regular files ignore the flag.
         let access = if metadata_only {
             OFlags::PATH
         } else {
-            OFlags::RDONLY
+            OFlags::RDONLY | OFlags::NONBLOCK
         };
         let resolve = ResolveFlags::CACHED | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
         let fd = match rustix::fs::openat2(

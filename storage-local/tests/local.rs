@@ -436,6 +436,58 @@ fn a_put_in_flight_lands_after_a_delete_prunes_its_folder() {
     }
 }
 
+/// A FIFO planted under an object's file name (possible only by writing
+/// into the folder behind the store's back) is no object, and stalls
+/// nothing: opening one for reading would wait for a writer, on an async
+/// thread when reads are answered from the caches.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fifo_under_an_object_name_is_no_object_and_stalls_nothing() {
+    use rustix::fs::{CWD, FileType, Mode};
+    for cached_reads in [true, false] {
+        let folder = folder_on_the_build_disk();
+        let config = LocalConfig::new(folder.path()).with_cached_reads(cached_reads);
+        let store = LocalStorage::open(config).expect("the store opens");
+        std::fs::create_dir(folder.path().join("docs")).expect("a folder");
+        let fifo = folder.path().join("docs/a~");
+        rustix::fs::mknodat(CWD, &fifo, FileType::Fifo, Mode::from_raw_mode(0o644), 0)
+            .expect("a FIFO");
+        let key = Key::new("docs/a").unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn({
+            let (store, key) = (store.clone(), key.clone());
+            move || {
+                let runtime = runtime();
+                let get = runtime.block_on(store.get(&key, GetOptions::default()));
+                let head = runtime.block_on(store.head(&key));
+                let put = runtime.block_on(store.put(&key, "x".into(), PutOptions::default()));
+                let read = runtime.block_on(async {
+                    store.get(&key, GetOptions::default()).await?.bytes().await
+                });
+                done.send((
+                    get.map(drop).map_err(|err| err.kind()),
+                    head.map(drop).map_err(|err| err.kind()),
+                    put.map(drop).map_err(|err| err.kind()),
+                    read.map_err(|err| err.kind()),
+                ))
+                .expect("the test waits");
+            }
+        });
+        let (get, head, put, read) = finished
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("cached_reads {cached_reads}: an operation stalled"));
+        worker.join().expect("the worker");
+        assert_eq!(get, Err(ErrorKind::NotFound), "cached_reads {cached_reads}");
+        assert_eq!(
+            head,
+            Err(ErrorKind::NotFound),
+            "cached_reads {cached_reads}"
+        );
+        assert_eq!(put, Ok(()), "a put replaces the FIFO");
+        assert_eq!(read.as_deref(), Ok(&b"x"[..]));
+    }
+}
+
 /// Puts racing to create one key all succeed, one of them wins whole, and
 /// no temporary file is left: with unnamed files, the losers of the race
 /// to link the free name replace the winner's object instead.
