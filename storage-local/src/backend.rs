@@ -140,7 +140,9 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         // An unnamed file is freed with its handle.
-        if let Some(name) = self.name.as_ref().filter(|_| !self.published) {
+        if !self.published
+            && let Some(name) = &self.name
+        {
             let _ = self.slot.folder.remove_file(name);
         }
     }

@@ -67,7 +67,8 @@ pub struct LocalConfig {
     /// Write each put into an unnamed file (Linux `O_TMPFILE`) and give it
     /// the object's name once flushed, instead of renaming a named
     /// temporary file into place: the folder is written once per put
-    /// rather than twice, and a crash leaves no temporary file behind.
+    /// rather than twice, and a crash while the content is being written
+    /// leaves no temporary file behind.
     /// Where the system or the file system cannot (checked when the store
     /// opens), named temporary files are used as with this off.
     /// Default: true.

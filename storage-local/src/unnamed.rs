@@ -8,12 +8,14 @@
 //! (`open(2)` with `O_TMPFILE`, Linux 3.11) and give it one later with
 //! `linkat(2)`:
 //!
-//! - the folder is written once, when the object's name appears, so an
-//!   atomic put costs the disk what a plain in-place write does (6 device
-//!   writes against 7 per 4 KiB put with both flushes, measured with
-//!   `/proc/diskstats` on ext4);
-//! - a crash or a failed write leaves nothing behind: a file without a
-//!   name is freed when its last handle closes, and never needs sweeping.
+//! - the folder is written once, when the object's name appears. On ext4
+//!   without a journal an atomic put then costs the disk what a plain
+//!   in-place write does (6 device writes against 7 per 4 KiB put with
+//!   both flushes, counted in `/proc/diskstats`); with a journal, an
+//!   atomic put is two journal commits either way;
+//! - a crash or a failed write while the content is being written leaves
+//!   nothing behind: a file without a name is freed when its last handle
+//!   closes, and never needs sweeping.
 //!
 //! `linkat` cannot replace a name, so an object that already exists is
 //! still replaced by linking the file under a temporary name and renaming
