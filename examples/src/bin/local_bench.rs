@@ -546,6 +546,9 @@ impl ObjectStoreSmall {
 /// between its puts and the rest of it: the stores holding its objects,
 /// and the put rounds' rates.
 struct SmallPhase {
+    /// The objects' keys, each written with `body`.
+    keys: Arc<[Key]>,
+    body: Bytes,
     durability: Durability,
     concurrency: usize,
     /// The folder holding everything the phase wrote.
@@ -637,6 +640,8 @@ async fn small_puts(
         anchor_puts.ours.push(store_rate);
     }
     Ok(SmallPhase {
+        keys,
+        body,
         durability,
         concurrency,
         base,
@@ -657,8 +662,9 @@ async fn small_reads_and_deletes(
     phase: SmallPhase,
     rows: &mut Vec<Row>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let (keys, body) = (small_keys(args)?, Bytes::from(vec![42u8; 4096]));
     let SmallPhase {
+        keys,
+        body,
         durability,
         concurrency,
         base,
