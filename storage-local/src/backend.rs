@@ -699,15 +699,28 @@ fn read_options() -> OpenOptions {
 /// name (see [`crate::unnamed`]): tried once, when the store opens, with a
 /// probe file linked and removed.
 fn unnamed_temps_work(dir: &Dir) -> bool {
-    let Ok(Some(file)) = unnamed::create(dir) else {
-        return false;
+    let file = match unnamed::create(dir) {
+        Ok(Some(file)) => file,
+        Ok(None) => {
+            tracing::debug!("no unnamed files here; puts use named temporary files");
+            return false;
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "cannot create an unnamed file; puts use named temporary files");
+            return false;
+        }
     };
     let probe = layout::temp_name();
-    let linked = unnamed::link(&file, dir, probe.as_ref()).is_ok();
-    if linked {
-        let _ = dir.remove_file(&probe);
+    match unnamed::link(&file, dir, probe.as_ref()) {
+        Ok(()) => {
+            let _ = dir.remove_file(&probe);
+            true
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "cannot link an unnamed file; puts use named temporary files");
+            false
+        }
     }
-    linked
 }
 
 fn new_etag(crc32c: u32) -> String {
