@@ -173,87 +173,114 @@ pub fn take_prefix(stream: ByteStream, limit: u64) -> ByteStream {
     ))
 }
 
-/// A whole object read as its first answer's first `chunk` bytes, then
-/// `parts` (the ranged requests for the rest, in order), with up to
-/// `concurrency` transfers at once, the first answer counted. Each part is
-/// the chunks its answer arrived in (see [`collect_part`]), handed on as
-/// they are: no part is copied into a buffer of its own, so a download
-/// makes no large allocations (freed, they stayed in the allocator's
-/// arenas and made a 2 GiB download's peak memory jump by a part's size
-/// now and then).
+/// A whole object read as its first answer's first `chunk` bytes, then the
+/// rest as ranged requests of `chunk` bytes (the last one shorter), `size`
+/// bytes in all, made by `request` for a range of the object and yielded
+/// in order, with up to `concurrency` transfers at once, the first answer
+/// counted.
 ///
 /// The parts' requests start when the body is first polled, not once the
 /// first chunk has been read: on a network where each request waits for
 /// its first byte, that wait overlaps the first chunk's transfer instead
-/// of following it. At most `concurrency` parts are held or in flight
-/// (the first answer, while it streams, is one of them, and so is a part
-/// until its last chunk is handed on), so memory stays at about
-/// `concurrency × chunk` whatever the object's size. A first
-/// answer that ends before `chunk` bytes yields `Corruption`, as
-/// [`take_prefix`]; a part's error ends the body.
-pub fn prefix_then_parts<P, F>(
+/// of following it. A part counts as a transfer from its request until its
+/// last byte is handed on.
+///
+/// Each part is handed on in the chunks its answer arrived in, none
+/// copied, and as they arrive: the part whose turn it is streams, paced by
+/// the consumer. A part whose turn has not come is read ahead only up to
+/// half a `chunk`; the rest waits in its connection, where TCP's flow
+/// control holds the sender, until its turn. So the process holds about
+/// `concurrency × chunk / 2` bytes whatever the object's size, not whole
+/// parts: a held chunk keeps the HTTP client's whole read buffer alive
+/// (hyper reads into buffers of about 400 KiB and hands out pieces of
+/// them), which made parts held whole cost about one and a half times
+/// their size in resident memory.
+///
+/// A part whose request or answer fails with a retryable error (a
+/// connection cut or reset, or a request timed out while the part waited
+/// for its turn behind a slow consumer) is requested again from the first
+/// byte it has not delivered: as often as each answer makes progress, and
+/// once after an answer that delivered nothing. A first answer that ends before `chunk` bytes yields
+/// `Corruption`, as [`take_prefix`]; so does a part with more bytes than
+/// its range (a server that ignored the range), retryable for a caller
+/// that starts the read over. Any other error of a part ends the body when
+/// the part's turn comes.
+pub fn prefix_then_parts<R, F>(
     first: ByteStream,
     chunk: u64,
-    parts: P,
+    size: u64,
+    request: R,
     concurrency: usize,
 ) -> ByteStream
 where
-    P: Iterator<Item = F> + Send + 'static,
-    F: std::future::Future<Output = Result<Vec<Bytes>>> + Send + 'static,
+    R: Fn(Range<u64>) -> F + Send + 'static,
+    F: std::future::Future<Output = Result<ByteStream>> + Send + 'static,
 {
+    let chunk = chunk.max(1);
     Box::pin(PrefixThenParts {
         first: Some(take_prefix(first, chunk)),
-        parts: Box::new(parts.map(|part| Box::pin(part) as PartFuture).enumerate()),
-        running: futures::stream::FuturesUnordered::new(),
-        finished: std::collections::BTreeMap::new(),
-        draining: Vec::new().into_iter(),
+        request: Box::new(move |range| Box::pin(request(range)) as PartAnswer),
+        in_flight: std::collections::BTreeMap::new(),
+        requested: 0,
         next: 0,
+        chunk,
+        size,
+        read_ahead: chunk.div_ceil(2),
         concurrency: concurrency.max(1),
         ended: false,
     })
 }
 
-type PartFuture = Pin<Box<dyn std::future::Future<Output = Result<Vec<Bytes>>> + Send>>;
-type NumberedPart = Pin<Box<dyn std::future::Future<Output = (usize, Result<Vec<Bytes>>)> + Send>>;
+type PartAnswer = Pin<Box<dyn std::future::Future<Output = Result<ByteStream>> + Send>>;
+type PartRequest = Box<dyn Fn(Range<u64>) -> PartAnswer + Send>;
 
 /// The stream [`prefix_then_parts`] returns.
 struct PrefixThenParts {
     /// The first answer, while it still streams.
     first: Option<ByteStream>,
-    /// The parts not yet requested, numbered in order.
-    parts: Box<dyn Iterator<Item = (usize, PartFuture)> + Send>,
-    /// The parts requested and not finished.
-    running: futures::stream::FuturesUnordered<NumberedPart>,
-    /// Finished parts waiting for their turn, by number.
-    finished: std::collections::BTreeMap<usize, Result<Vec<Bytes>>>,
-    /// The chunks of the part being handed on, not yet yielded.
-    draining: std::vec::IntoIter<Bytes>,
-    /// The number of the part to yield next.
+    request: PartRequest,
+    /// The parts requested and not yet handed on to their last byte, by
+    /// number (part 0 follows the first answer's chunk).
+    in_flight: std::collections::BTreeMap<usize, Part>,
+    /// How many parts have been requested.
+    requested: usize,
+    /// The number of the part whose turn it is.
     next: usize,
+    chunk: u64,
+    size: u64,
+    /// How far a part is read before its turn.
+    read_ahead: u64,
     concurrency: usize,
-    /// Every part was yielded, or one failed.
+    /// Every part was handed on, or one failed.
     ended: bool,
 }
 
 impl PrefixThenParts {
-    /// Requests parts until `concurrency` transfers are held or running.
+    /// The range of part `number`, empty past the end of the object.
+    fn range(&self, number: usize) -> Range<u64> {
+        let start = self.chunk.saturating_mul(number as u64 + 1).min(self.size);
+        start..start.saturating_add(self.chunk).min(self.size)
+    }
+
+    /// Requests parts until `concurrency` transfers are in flight.
     fn top_up(&mut self) {
         let first = usize::from(self.first.is_some());
-        let draining = usize::from(self.draining.len() > 0);
-        while self.running.len() + self.finished.len() + first + draining < self.concurrency {
-            let Some((number, part)) = self.parts.next() else {
+        while self.in_flight.len() + first < self.concurrency {
+            let range = self.range(self.requested);
+            if range.is_empty() {
                 break;
-            };
-            self.running
-                .push(Box::pin(async move { (number, part.await) }));
+            }
+            let answer = (self.request)(range.clone());
+            self.in_flight
+                .insert(self.requested, Part::new(range, answer));
+            self.requested += 1;
         }
     }
 
-    /// Moves every running part forward, keeping those that finish.
+    /// Moves every part in flight as far as it may go.
     fn drive(&mut self, cx: &mut std::task::Context<'_>) {
-        while let std::task::Poll::Ready(Some((number, result))) = self.running.poll_next_unpin(cx)
-        {
-            self.finished.insert(number, result);
+        for part in self.in_flight.values_mut() {
+            part.advance(cx, self.read_ahead, &self.request);
         }
     }
 }
@@ -289,60 +316,157 @@ impl Stream for PrefixThenParts {
             }
         }
         loop {
-            if let Some(chunk) = this.draining.next() {
-                return Poll::Ready(Some(Ok(chunk)));
-            }
-            match this.finished.remove(&this.next) {
-                Some(Ok(chunks)) => {
-                    this.next += 1;
-                    this.draining = chunks.into_iter();
-                    // The part drained last may have made room.
-                    this.top_up();
-                    this.drive(cx);
+            let Some(part) = this.in_flight.get_mut(&this.next) else {
+                // Parts are requested in order and kept until handed on,
+                // so the next one missing means every part was.
+                this.ended = true;
+                return Poll::Ready(None);
+            };
+            match part.take() {
+                Some(Ok(chunk)) => {
+                    // Room was made: read on, which also asks to be woken
+                    // when more arrives.
+                    part.advance(cx, this.read_ahead, &this.request);
+                    return Poll::Ready(Some(Ok(chunk)));
                 }
                 Some(Err(err)) => {
                     this.ended = true;
                     return Poll::Ready(Some(Err(err)));
                 }
-                None if this.running.is_empty() => {
-                    // Nothing running and the next part not finished:
-                    // every part was yielded.
-                    this.ended = true;
-                    return Poll::Ready(None);
+                // Nothing read and the part still coming: `drive` polled
+                // it, so what it waits for wakes this task.
+                None if !part.done() => return Poll::Pending,
+                None => {
+                    this.in_flight.remove(&this.next);
+                    this.next += 1;
+                    this.top_up();
+                    this.drive(cx);
                 }
-                None => return Poll::Pending,
             }
         }
     }
 }
 
-/// The chunks of a ranged answer of `len` bytes, as they arrived (none
-/// copied), for [`prefix_then_parts`]. An answer with more or fewer bytes
-/// is `Corruption`, retryable: a connection cut short, or a server that
-/// ignored the range.
-pub async fn collect_part(mut stream: ByteStream, len: u64) -> Result<Vec<Bytes>> {
-    let short_or_long = |which: &str| {
-        Error::new(
-            ErrorKind::Corruption,
-            format!("a ranged read of {len} bytes answered with {which} bytes"),
-        )
-        .with_retryable(true)
-    };
-    let mut chunks = Vec::new();
-    let mut received = 0u64;
-    while let Some(chunk) = stream.try_next().await? {
-        received += chunk.len() as u64;
-        if received > len {
-            return Err(short_or_long("more"));
-        }
-        if !chunk.is_empty() {
-            chunks.push(chunk);
+/// A part in flight: its request or its answer's body, and what has been
+/// read of it and not yet handed on.
+struct Part {
+    /// The bytes of the part not yet received.
+    rest: Range<u64>,
+    /// The request, until its answer comes.
+    answer: Option<PartAnswer>,
+    /// The answer's body, until it ends or fails.
+    body: Option<ByteStream>,
+    /// Whether the current answer has delivered a byte, and whether it
+    /// was asked for after an answer that delivered none: a part is asked
+    /// for again after a failure with progress, or once after one without
+    /// (a request that timed out while the reader was away), never forever.
+    progressed: bool,
+    retried_without_progress: bool,
+    /// Read and not yet handed on, in order; an error comes last.
+    read: std::collections::VecDeque<Result<Bytes>>,
+    /// The bytes in `read`.
+    buffered: u64,
+}
+
+impl Part {
+    fn new(range: Range<u64>, answer: PartAnswer) -> Self {
+        Part {
+            rest: range,
+            answer: Some(answer),
+            body: None,
+            progressed: false,
+            retried_without_progress: false,
+            read: std::collections::VecDeque::new(),
+            buffered: 0,
         }
     }
-    if received != len {
-        return Err(short_or_long("fewer"));
+
+    /// Waits for the answer, then reads its body while fewer than `limit`
+    /// bytes wait to be handed on.
+    fn advance(&mut self, cx: &mut std::task::Context<'_>, limit: u64, request: &PartRequest) {
+        use std::task::Poll;
+        while self.buffered < limit {
+            if let Some(answer) = self.answer.as_mut() {
+                let Poll::Ready(answer) = answer.as_mut().poll(cx) else {
+                    return;
+                };
+                self.answer = None;
+                match answer {
+                    Ok(body) => self.body = Some(body),
+                    Err(err) => self.fail(err, request),
+                }
+                continue;
+            }
+            let Some(body) = self.body.as_mut() else {
+                return;
+            };
+            let Poll::Ready(item) = body.poll_next_unpin(cx) else {
+                return;
+            };
+            match item {
+                Some(Ok(chunk)) if chunk.len() as u64 > self.rest.end - self.rest.start => {
+                    let err = Error::new(
+                        ErrorKind::Corruption,
+                        "a ranged read answered with more bytes than its range",
+                    )
+                    .with_retryable(true);
+                    self.body = None;
+                    self.read.push_back(Err(err));
+                }
+                Some(Ok(chunk)) => {
+                    if !chunk.is_empty() {
+                        self.rest.start += chunk.len() as u64;
+                        self.buffered += chunk.len() as u64;
+                        self.progressed = true;
+                        self.read.push_back(Ok(chunk));
+                    }
+                }
+                Some(Err(err)) => self.fail(err, request),
+                None if self.rest.is_empty() => self.body = None,
+                None => {
+                    let err = Error::new(
+                        ErrorKind::Corruption,
+                        format!(
+                            "a ranged read ended {} bytes early",
+                            self.rest.end - self.rest.start
+                        ),
+                    )
+                    .with_retryable(true);
+                    self.fail(err, request);
+                }
+            }
+        }
     }
-    Ok(chunks)
+
+    /// After a failed request or body: the rest of the part requested
+    /// again if the failure is retryable and the answer made progress (or
+    /// is the first without), else the error, handed on in the part's
+    /// turn.
+    fn fail(&mut self, err: Error, request: &PartRequest) {
+        self.body = None;
+        let may_retry = self.progressed || !self.retried_without_progress;
+        if err.is_retryable() && may_retry && !self.rest.is_empty() {
+            self.retried_without_progress = !self.progressed;
+            self.progressed = false;
+            self.answer = Some(request(self.rest.clone()));
+        } else {
+            self.read.push_back(Err(err));
+        }
+    }
+
+    /// The next piece read, if any.
+    fn take(&mut self) -> Option<Result<Bytes>> {
+        let item = self.read.pop_front()?;
+        if let Ok(chunk) = &item {
+            self.buffered -= chunk.len() as u64;
+        }
+        Some(item)
+    }
+
+    /// Whether everything the part will deliver has been taken.
+    fn done(&self) -> bool {
+        self.answer.is_none() && self.body.is_none() && self.read.is_empty()
+    }
 }
 
 /// Reads a body stream in pieces of an exact size: what chunked and
@@ -546,26 +670,57 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Parts `e`, `f`, ... of `len` bytes each, which count how many have
-    /// started (`started`) and how many the consumer holds or awaits
-    /// (`live`, decremented by the test as it receives them).
-    fn counted_parts(
-        count: usize,
-        len: usize,
+    /// Requests for the parts of an object whose first chunk is
+    /// `first_len` bytes and whose parts are `len` bytes of `e`, `f`, ...;
+    /// they count how many have started (`started`) and how many the
+    /// consumer holds or awaits (`live`, decremented by the test as it
+    /// receives them).
+    fn counted_requests(
+        first_len: u64,
+        len: u64,
         started: Arc<AtomicUsize>,
         live: Arc<AtomicUsize>,
         max_live: Arc<AtomicUsize>,
-    ) -> impl Iterator<Item = impl std::future::Future<Output = Result<Vec<Bytes>>>> + Send + 'static
-    {
-        (0..count).map(move |i| {
-            let (started, live, max_live) = (started.clone(), live.clone(), max_live.clone());
-            async move {
-                started.fetch_add(1, Ordering::SeqCst);
-                let now = live.fetch_add(1, Ordering::SeqCst) + 1;
-                max_live.fetch_max(now, Ordering::SeqCst);
-                Ok(vec![Bytes::from(vec![b'e' + i as u8; len])])
-            }
-        })
+    ) -> impl Fn(Range<u64>) -> futures::future::Ready<Result<ByteStream>> + Send + 'static {
+        move |range| {
+            started.fetch_add(1, Ordering::SeqCst);
+            let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+            max_live.fetch_max(now, Ordering::SeqCst);
+            let letter = b'e' + ((range.start - first_len) / len) as u8;
+            let body = vec![letter; (range.end - range.start) as usize];
+            futures::future::ready(Ok(answer(vec![Bytes::from(body)])))
+        }
+    }
+
+    /// The ranges a test's requests were asked for, in order.
+    type Asked = Arc<std::sync::Mutex<Vec<Range<u64>>>>;
+
+    /// Requests answered from a table of range starts (the first entry
+    /// for a start answers first), which records the ranges asked for.
+    fn scripted_requests(
+        answers: Vec<(u64, Result<ByteStream>)>,
+    ) -> (
+        impl Fn(Range<u64>) -> futures::future::Ready<Result<ByteStream>> + Send + 'static,
+        Asked,
+    ) {
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let script = std::sync::Mutex::new(answers);
+        let record = Arc::clone(&asked);
+        let request = move |range: Range<u64>| {
+            record.lock().unwrap().push(range.clone());
+            let mut script = script.lock().unwrap();
+            let at = script
+                .iter()
+                .position(|(start, _)| *start == range.start)
+                .expect("a range the test did not expect");
+            futures::future::ready(script.remove(at).1)
+        };
+        (request, asked)
+    }
+
+    /// An answer's body made of `chunks`.
+    fn answer(chunks: Vec<Bytes>) -> ByteStream {
+        stream::iter(chunks.into_iter().map(Ok)).boxed()
     }
 
     fn first_answer(pieces: &[&'static [u8]]) -> ByteStream {
@@ -598,15 +753,15 @@ mod tests {
     #[tokio::test]
     async fn parts_start_while_the_first_answer_streams_and_arrive_in_order() {
         let (started, live, max_live) = Default::default();
-        let parts = counted_parts(
-            5,
+        let parts = counted_requests(
+            2,
             2,
             Arc::clone(&started),
             Arc::clone(&live),
             Arc::clone(&max_live),
         );
-        let mut body = prefix_then_parts(first_answer(&[b"ab", b"cd", b"xx"]), 4, parts, 3);
-        assert_eq!(body.try_next().await.unwrap().unwrap(), "ab");
+        let mut body = prefix_then_parts(first_answer(&[b"a", b"b", b"xx"]), 2, 12, parts, 3);
+        assert_eq!(body.try_next().await.unwrap().unwrap(), "a");
         // The first answer is one of the three transfers: two parts have
         // started, the third waits for room.
         assert_eq!(started.load(Ordering::SeqCst), 2);
@@ -617,7 +772,7 @@ mod tests {
             }
             rest.extend_from_slice(&chunk);
         }
-        assert_eq!(rest, b"cdeeffgghhii");
+        assert_eq!(rest, b"beeffgghhii");
         assert_eq!(started.load(Ordering::SeqCst), 5);
         assert!(
             max_live.load(Ordering::SeqCst) <= 3,
@@ -628,8 +783,8 @@ mod tests {
     #[tokio::test]
     async fn at_most_concurrency_parts_are_held_or_in_flight() {
         let (started, live, max_live) = Default::default();
-        let parts = counted_parts(40, 1, started, Arc::clone(&live), Arc::clone(&max_live));
-        let mut body = prefix_then_parts(first_answer(&[b"abcd"]), 4, parts, 4);
+        let parts = counted_requests(1, 1, started, Arc::clone(&live), Arc::clone(&max_live));
+        let mut body = prefix_then_parts(first_answer(&[b"a"]), 1, 41, parts, 4);
         let mut total = 0;
         while let Some(chunk) = body.try_next().await.unwrap() {
             if chunk[0] >= b'e' {
@@ -637,26 +792,30 @@ mod tests {
             }
             total += chunk.len();
         }
-        assert_eq!(total, 44);
+        assert_eq!(total, 41);
         assert_eq!(max_live.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]
     async fn a_short_first_answer_is_corruption_and_a_failed_part_ends_the_body() {
-        let parts = std::iter::empty::<futures::future::Ready<Result<Vec<Bytes>>>>();
-        let mut short = prefix_then_parts(first_answer(&[b"ab"]), 4, parts, 2);
+        let (parts, _) =
+            scripted_requests(vec![(4, Ok(answer(vec![Bytes::from_static(b"efgh")])))]);
+        let mut short = prefix_then_parts(first_answer(&[b"ab"]), 4, 8, parts, 2);
         assert_eq!(short.try_next().await.unwrap().unwrap(), "ab");
         let err = short.try_next().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Corruption);
         assert!(short.try_next().await.unwrap().is_none());
 
-        let parts = [
-            futures::future::ready(Ok(vec![Bytes::from_static(b"ef")])),
-            futures::future::ready(Err(Error::new(ErrorKind::PreconditionFailed, "replaced"))),
-            futures::future::ready(Ok(vec![Bytes::from_static(b"ij")])),
-        ];
-        let mut failing = prefix_then_parts(first_answer(&[b"abcd"]), 4, parts.into_iter(), 2);
-        assert_eq!(failing.try_next().await.unwrap().unwrap(), "abcd");
+        let (parts, _) = scripted_requests(vec![
+            (2, Ok(answer(vec![Bytes::from_static(b"ef")]))),
+            (
+                4,
+                Err(Error::new(ErrorKind::PreconditionFailed, "replaced")),
+            ),
+            (6, Ok(answer(vec![Bytes::from_static(b"ij")]))),
+        ]);
+        let mut failing = prefix_then_parts(first_answer(&[b"ab"]), 2, 8, parts, 2);
+        assert_eq!(failing.try_next().await.unwrap().unwrap(), "ab");
         assert_eq!(failing.try_next().await.unwrap().unwrap(), "ef");
         let err = failing.try_next().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PreconditionFailed);
@@ -669,11 +828,11 @@ mod tests {
     #[tokio::test]
     async fn a_part_is_handed_on_in_the_chunks_it_arrived_in_uncopied() {
         let arrived = [Bytes::from_static(b"ef"), Bytes::from_static(b"gh")];
-        let parts = [
-            futures::future::ready(Ok(arrived.to_vec())),
-            futures::future::ready(Ok(vec![Bytes::from_static(b"ij")])),
-        ];
-        let mut body = prefix_then_parts(first_answer(&[b"abcd"]), 4, parts.into_iter(), 2);
+        let (parts, asked) = scripted_requests(vec![
+            (4, Ok(answer(arrived.to_vec()))),
+            (8, Ok(answer(vec![Bytes::from_static(b"ij")]))),
+        ]);
+        let mut body = prefix_then_parts(first_answer(&[b"abcd"]), 4, 10, parts, 2);
         assert_eq!(body.try_next().await.unwrap().unwrap(), "abcd");
         for expected in &arrived {
             let chunk = body.try_next().await.unwrap().unwrap();
@@ -682,23 +841,68 @@ mod tests {
         }
         assert_eq!(body.try_next().await.unwrap().unwrap(), "ij");
         assert!(body.try_next().await.unwrap().is_none());
+        assert_eq!(*asked.lock().unwrap(), [4..8, 8..10]);
     }
 
     #[tokio::test]
-    async fn collect_part_keeps_the_chunks_and_refuses_a_wrong_length() {
-        let chunks = collect_part(first_answer(&[b"ab", b"", b"cde"]), 5)
-            .await
-            .unwrap();
-        assert_eq!(chunks, [&b"ab"[..], b"cde"]);
-        for (pieces, which) in [
-            (&[&b"ab"[..], b"cd"][..], "fewer"),
-            (&[&b"abc"[..], b"def"][..], "more"),
+    async fn a_part_cut_short_is_requested_again_from_where_it_stopped() {
+        let (parts, asked) = scripted_requests(vec![
+            (4, Ok(answer(vec![Bytes::from_static(b"ef")]))),
+            (6, Ok(answer(vec![Bytes::from_static(b"gh")]))),
+        ]);
+        let body = prefix_then_parts(first_answer(&[b"abcd"]), 4, 8, parts, 2);
+        let whole: Vec<Bytes> = body.try_collect().await.unwrap();
+        assert_eq!(whole.concat(), b"abcdefgh");
+        assert_eq!(*asked.lock().unwrap(), [4..8, 6..8]);
+    }
+
+    #[tokio::test]
+    async fn a_part_that_fails_twice_without_progress_or_runs_long_ends_the_body() {
+        let reset = || Err(Error::new(ErrorKind::Unavailable, "reset").with_retryable(true));
+        let long = Ok(answer(vec![Bytes::from_static(b"efghi")]));
+        for (answers, kind) in [
+            (vec![(4, reset()), (4, reset())], ErrorKind::Unavailable),
+            (vec![(4, long)], ErrorKind::Corruption),
         ] {
-            let err = collect_part(first_answer(pieces), 5).await.unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Corruption);
-            assert!(err.is_retryable(), "a cut answer is worth another try");
-            assert!(err.to_string().contains(which), "{err}");
+            let attempts = answers.len();
+            let (parts, asked) = scripted_requests(answers);
+            let mut body = prefix_then_parts(first_answer(&[b"abcd"]), 4, 8, parts, 2);
+            assert_eq!(body.try_next().await.unwrap().unwrap(), "abcd");
+            let err = body.try_next().await.unwrap_err();
+            assert_eq!(err.kind(), kind);
+            assert!(body.try_next().await.unwrap().is_none());
+            let asked = asked.lock().unwrap();
+            assert_eq!(asked.len(), attempts, "{asked:?}");
+            assert!(asked.iter().all(|range| *range == (4..8)), "{asked:?}");
         }
+    }
+
+    /// The part whose turn it is streams as it arrives; a part whose turn
+    /// has not come is read only half a chunk ahead, the rest left in its
+    /// connection.
+    #[tokio::test]
+    async fn the_current_part_streams_and_later_parts_are_read_half_a_chunk_ahead() {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        // Part 0 sends one byte, then stalls; part 1 has eight ready.
+        let stalled: ByteStream = stream::iter([Ok(Bytes::from_static(b"i"))])
+            .chain(stream::pending())
+            .boxed();
+        let counter = Arc::clone(&pulled);
+        let ready: ByteStream = stream::iter((0..8).map(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(Bytes::from_static(b"j"))
+        }))
+        .boxed();
+        let (parts, _) = scripted_requests(vec![(8, Ok(stalled)), (16, Ok(ready))]);
+        let mut body = prefix_then_parts(first_answer(&[b"abcdefgh"]), 8, 24, parts, 3);
+        assert_eq!(body.try_next().await.unwrap().unwrap(), "abcdefgh");
+        assert_eq!(
+            body.try_next().await.unwrap().unwrap(),
+            "i",
+            "the current part waited to be whole"
+        );
+        assert!(futures::poll!(body.next()).is_pending());
+        assert_eq!(pulled.load(Ordering::SeqCst), 4, "read past half a chunk");
     }
 
     #[tokio::test]

@@ -24,8 +24,7 @@ pub mod http;
 pub mod testing;
 
 pub use body::{
-    Body, ByteStream, ChunkReader, GetResult, collect_part, collect_stream, prefix_then_parts,
-    take_prefix,
+    Body, ByteStream, ChunkReader, GetResult, collect_stream, prefix_then_parts, take_prefix,
 };
 pub use capabilities::Capabilities;
 pub use error::{Error, ErrorKind, Operation, Result};

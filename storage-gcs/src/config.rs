@@ -63,8 +63,10 @@ pub struct GcsConfig {
     #[serde(default = "default_chunk_size")]
     pub download_chunk_size: ByteSize,
     /// Transfers in flight at once for a whole-object get, the first
-    /// request counted while its first chunk streams; memory held is about
-    /// this many chunks. Default: 4.
+    /// request counted while its first chunk streams. A part is read at
+    /// most half a chunk ahead of its turn (the rest waits in its
+    /// connection), so memory held is about this many half-chunks.
+    /// Default: 4.
     #[serde(default = "default_concurrency")]
     pub download_concurrency: usize,
     /// Deletes in flight at once in `delete_many`. Default: 16.

@@ -1,7 +1,8 @@
 //! Reads: one `alt=media` request, its metadata read from the answer's
 //! headers; whole objects larger than a download chunk continue as
 //! parallel ranged requests pinned to the first answer's generation and
-//! yielded in order, so memory stays at `download_concurrency` chunks.
+//! yielded in order, each read at most half a chunk ahead of its turn, so
+//! memory stays at about `download_concurrency` half-chunks.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE
 use reqwest::{Method, Response};
 use storage_core::{
     ByteRange, ByteStream, Error, ErrorKind, GetOptions, GetResult, Key, ObjectMeta, Result,
-    collect_part, prefix_then_parts, take_prefix,
+    prefix_then_parts, take_prefix,
 };
 
 use crate::client::{Client, check, header};
@@ -50,14 +51,14 @@ pub(crate) async fn get(
     let client = Arc::clone(client);
     let name = key.clone();
     let chunk = split.chunk;
-    let rest = (chunk..size).step_by(chunk as usize).map(move |start| {
+    let rest = move |part: Range<u64>| {
         let client = Arc::clone(&client);
         let name = name.clone();
         let generation = generation.clone();
         async move {
             let mut pinned = GetOptions::default();
             pinned.if_match = generation;
-            let part_range = ByteRange::bounded(start..(start + chunk).min(size));
+            let part_range = ByteRange::bounded(part);
             let response = media_request(&client, name.as_str(), &pinned, Some(part_range)).await?;
             let answered = header(response.headers(), "x-goog-generation").map(str::to_owned);
             if answered.is_some() && answered != pinned.if_match {
@@ -66,20 +67,14 @@ pub(crate) async fn get(
                     "the object was replaced while it was being read",
                 ));
             }
-            let body = response.bytes_stream().map_err(from_transport).boxed();
-            collect_part(body, part_range_len(start, chunk, size)).await
+            Ok(response.bytes_stream().map_err(from_transport).boxed())
         }
-    });
+    };
     Ok(Some(GetResult {
         meta,
         range,
-        body: prefix_then_parts(body, chunk, rest, split.concurrency),
+        body: prefix_then_parts(body, chunk, size, rest, split.concurrency),
     }))
-}
-
-/// The length of the part that starts at `start`.
-fn part_range_len(start: u64, chunk: u64, size: u64) -> u64 {
-    (start + chunk).min(size) - start
 }
 
 /// `GET …/o/NAME?alt=media` with the range and generation conditions.

@@ -1,5 +1,6 @@
 //! What the conformance kit does not cover: bucket creation, batch
-//! deletes, parallel reads pinned to one generation, the error kinds of a
+//! deletes, parallel reads pinned to one generation and resumed past a
+//! slow reader, the error kinds of a
 //! missing bucket and an unreachable server, and configuration through the
 //! registry. On fake-gcs-server.
 
@@ -119,6 +120,36 @@ async fn an_object_replaced_during_a_parallel_read_fails_the_read() {
     let err = rest.expect_err("a read must not mix two versions of an object");
     assert_eq!(err.kind(), ErrorKind::PreconditionFailed, "{err}");
     assert_eq!(err.key(), Some(key.as_str()));
+}
+
+/// A part read ahead of its turn waits in its connection while the reader
+/// is busy; past the request timeout its answer fails, and the rest of the
+/// part is asked for again instead of failing the read.
+#[tokio::test(flavor = "multi_thread")]
+async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_again() {
+    let mut config = support::config("fake-gcs-server", &endpoint());
+    config.download_chunk_size = ByteSize(256 << 10);
+    config.download_concurrency = 4;
+    config.request_timeout_secs = 1;
+    let store = GcsStorage::new(config).unwrap();
+    let key = key("slow-reader.bin");
+    let data = pattern(6, (2 << 20) + 17);
+    store
+        .put(&key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    let mut got = store.get(&key, GetOptions::default()).await.unwrap();
+    let mut read = Vec::new();
+    while read.len() < (256 << 10) {
+        read.extend_from_slice(&got.body.try_next().await.unwrap().unwrap());
+    }
+    // Three parts have started and read half of themselves; their
+    // requests time out while this reader is away.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    while let Some(chunk) = got.body.try_next().await.unwrap() {
+        read.extend_from_slice(&chunk);
+    }
+    assert!(read == data, "the object read back differs");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -17,7 +17,7 @@ use storage_core::{
     Body, ByteRange, ByteStream, Capabilities, Error, ErrorKind, GetOptions, GetResult, Key,
     ListEntry, ListOptions, ListStream, ObjectMeta, Operation, Prefix, PresignMethod,
     PresignOptions, PresignedRequest, PutOptions, PutResult, Result, Storage, WriteMode,
-    async_trait, collect_part, prefix_then_parts,
+    async_trait, prefix_then_parts,
 };
 
 use crate::config::{MAX_PRESIGN_EXPIRY, S3Config};
@@ -31,7 +31,8 @@ use crate::error::from_object_store;
 ///   if the put fails or is dropped, so no incomplete upload is left.
 /// - Whole-object gets larger than `download_chunk_size` are parallel
 ///   ranged GETs pinned to the first answer's etag, requested while the
-///   first answer's first chunk streams, and yielded in order.
+///   first answer's first chunk streams, and yielded in order, each read
+///   at most half a chunk ahead of its turn.
 /// - `delete` asks HEAD first, because S3 answers 204 whether or not the
 ///   key existed and the contract reports whether something was removed.
 /// - Conditional writes are single requests (`If-None-Match: *`,
@@ -360,12 +361,11 @@ impl S3Storage {
         }
         let etag = meta.etag.clone();
         let store = self.inner.store.clone();
-        let rest = (chunk..size).step_by(chunk as usize).map(move |start| {
+        let rest = move |part: std::ops::Range<u64>| {
             let store = store.clone();
             let location = location.clone();
-            let end = (start + chunk).min(size);
             let mut ranged = object_store::GetOptions {
-                range: Some(GetRange::Bounded(start..end)),
+                range: Some(GetRange::Bounded(part)),
                 ..Default::default()
             };
             // Pin every range to the version the first answer described.
@@ -375,21 +375,18 @@ impl S3Storage {
                     .get_opts(&location, ranged)
                     .await
                     .map_err(from_object_store)?;
-                // The chunks as they arrived: `bytes()` would copy them
+                // The chunks as they arrive: `bytes()` would copy them
                 // into one buffer of the part's size.
-                collect_part(
-                    part.into_stream().map_err(from_object_store).boxed(),
-                    end - start,
-                )
-                .await
+                Ok(part.into_stream().map_err(from_object_store).boxed())
             }
-        });
+        };
         Ok(GetResult {
             meta,
             range: 0..size,
             body: prefix_then_parts(
                 first_body.boxed(),
                 chunk,
+                size,
                 rest,
                 self.inner.config.download_concurrency,
             ),

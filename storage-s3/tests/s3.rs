@@ -1,6 +1,7 @@
 //! S3 behaviour beyond the shared kit, against the servers `cargo xtask
-//! test` starts: multipart uploads and their cleanup, parallel downloads,
-//! batched deletes, and errors from a real server.
+//! test` starts: multipart uploads and their cleanup, parallel downloads
+//! (and their parts asked for again past a slow reader), batched deletes,
+//! and errors from a real server.
 
 #![cfg(feature = "test-servers")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail by panicking.
@@ -89,6 +90,42 @@ async fn a_long_stream_is_a_multipart_upload_that_reads_back_whole_on_moto() {
 #[tokio::test]
 async fn a_long_stream_is_a_multipart_upload_that_reads_back_whole_on_s3s_fs() {
     multipart_round_trip(s3s_fs()).await;
+}
+
+/// A part read ahead of its turn waits in its connection while the reader
+/// is busy; past the request timeout its answer fails, and the rest of the
+/// part is asked for again instead of failing the read.
+#[tokio::test]
+async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_again() {
+    let writer = moto();
+    let key = unique("slow-reader.bin");
+    let data = pattern(32, (2 << 20) + 17);
+    writer
+        .put(&key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))
+        .with_name("moto")
+        .with_endpoint(var("STORAGE_TEST_MOTO_ENDPOINT"), true)
+        .with_region("us-east-1")
+        .with_credentials("moto-key", "moto-secret");
+    config.download_chunk_size = storage_core::config::ByteSize(256 << 10);
+    config.download_concurrency = 4;
+    config.request_timeout_secs = 1;
+    let reader = S3Storage::new(config).unwrap();
+    let mut got = reader.get(&key, GetOptions::default()).await.unwrap();
+    let mut read = Vec::new();
+    while read.len() < (256 << 10) {
+        read.extend_from_slice(&got.body.next().await.unwrap().unwrap());
+    }
+    // Three parts have started and read half of themselves; their
+    // requests time out while this reader is away.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    while let Some(chunk) = got.body.next().await {
+        read.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(read == data, "the object read back differs");
+    assert!(writer.delete(&key).await.unwrap());
 }
 
 /// The uploads in progress on moto for `key` (ListMultipartUploads; moto
