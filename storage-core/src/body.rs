@@ -173,11 +173,11 @@ pub fn take_prefix(stream: ByteStream, limit: u64) -> ByteStream {
     ))
 }
 
-/// A whole object read as its first answer's first `chunk` bytes, then the
-/// rest as ranged requests of `chunk` bytes (the last one shorter), `size`
-/// bytes in all, made by `request` for a range of the object and yielded
-/// in order, with up to `concurrency` transfers at once, the first answer
-/// counted.
+/// A whole object read as its first answer's first `chunk` bytes (the
+/// rest of that answer is dropped unread), then the rest as ranged
+/// requests of `chunk` bytes (the last one shorter), `size` bytes in all,
+/// made by `request` for a range of the object and yielded in order, with
+/// up to `concurrency` transfers at once, the first answer counted.
 ///
 /// The parts' requests start when the body is first polled, not once the
 /// first chunk has been read: on a network where each request waits for
@@ -196,15 +196,15 @@ pub fn take_prefix(stream: ByteStream, limit: u64) -> ByteStream {
 /// them), which made parts held whole cost about one and a half times
 /// their size in resident memory.
 ///
-/// A part whose request or answer fails with a retryable error (a
-/// connection cut or reset, or a request timed out while the part waited
-/// for its turn behind a slow consumer) is requested again from the first
-/// byte it has not delivered: as often as each answer makes progress, and
-/// once after an answer that delivered nothing. A first answer that ends before `chunk` bytes yields
-/// `Corruption`, as [`take_prefix`]; so does a part with more bytes than
-/// its range (a server that ignored the range), retryable for a caller
-/// that starts the read over. Any other error of a part ends the body when
-/// the part's turn comes.
+/// A part (the first answer's chunk too) whose request or answer fails
+/// with a retryable error (a connection cut or reset, an answer that ends
+/// early, or a request timed out while the part waited for its turn
+/// behind a slow consumer) is requested again from the first byte it has
+/// not delivered: as often as each answer makes progress, and once after
+/// an answer that delivered nothing. A ranged answer with more bytes than
+/// its range (a server that ignored the range) is `Corruption`, retryable
+/// for a caller that starts the read over. Any other error of a part ends
+/// the body when the part's turn comes.
 pub fn prefix_then_parts<R, F>(
     first: ByteStream,
     chunk: u64,
@@ -217,11 +217,14 @@ where
     F: std::future::Future<Output = Result<ByteStream>> + Send + 'static,
 {
     let chunk = chunk.max(1);
+    // The first answer is part 0, already answered; it carries the whole
+    // object, so what it sends past the part is cut off.
+    let mut first = Part::new(0..chunk.min(size), Box::pin(async move { Ok(first) }));
+    first.cut_excess = true;
     Box::pin(PrefixThenParts {
-        first: Some(take_prefix(first, chunk)),
         request: Box::new(move |range| Box::pin(request(range)) as PartAnswer),
-        in_flight: std::collections::BTreeMap::new(),
-        requested: 0,
+        in_flight: std::collections::BTreeMap::from([(0, first)]),
+        requested: 1,
         next: 0,
         chunk,
         size,
@@ -236,11 +239,9 @@ type PartRequest = Box<dyn Fn(Range<u64>) -> PartAnswer + Send>;
 
 /// The stream [`prefix_then_parts`] returns.
 struct PrefixThenParts {
-    /// The first answer, while it still streams.
-    first: Option<ByteStream>,
     request: PartRequest,
     /// The parts requested and not yet handed on to their last byte, by
-    /// number (part 0 follows the first answer's chunk).
+    /// number (part 0 is the first answer's chunk).
     in_flight: std::collections::BTreeMap<usize, Part>,
     /// How many parts have been requested.
     requested: usize,
@@ -258,14 +259,13 @@ struct PrefixThenParts {
 impl PrefixThenParts {
     /// The range of part `number`, empty past the end of the object.
     fn range(&self, number: usize) -> Range<u64> {
-        let start = self.chunk.saturating_mul(number as u64 + 1).min(self.size);
+        let start = self.chunk.saturating_mul(number as u64).min(self.size);
         start..start.saturating_add(self.chunk).min(self.size)
     }
 
     /// Requests parts until `concurrency` transfers are in flight.
     fn top_up(&mut self) {
-        let first = usize::from(self.first.is_some());
-        while self.in_flight.len() + first < self.concurrency {
+        while self.in_flight.len() < self.concurrency {
             let range = self.range(self.requested);
             if range.is_empty() {
                 break;
@@ -297,24 +297,9 @@ impl Stream for PrefixThenParts {
         if this.ended {
             return Poll::Ready(None);
         }
-        // The parts move on while the first answer streams.
+        // The later parts move on while the first answer streams.
         this.top_up();
         this.drive(cx);
-        if let Some(first) = this.first.as_mut() {
-            match first.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(bytes))) => return Poll::Ready(Some(Ok(bytes))),
-                Poll::Ready(Some(Err(err))) => {
-                    this.ended = true;
-                    return Poll::Ready(Some(Err(err)));
-                }
-                Poll::Ready(None) => {
-                    this.first = None;
-                    this.top_up();
-                    this.drive(cx);
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
         loop {
             let Some(part) = this.in_flight.get_mut(&this.next) else {
                 // Parts are requested in order and kept until handed on,
@@ -356,6 +341,9 @@ struct Part {
     answer: Option<PartAnswer>,
     /// The answer's body, until it ends or fails.
     body: Option<ByteStream>,
+    /// Whether the answer carries more than the part (the first answer,
+    /// which is for the whole object): the excess is cut off, not an error.
+    cut_excess: bool,
     /// Whether the current answer has delivered a byte, and whether it
     /// was asked for after an answer that delivered none: a part is asked
     /// for again after a failure with progress, or once after one without
@@ -374,6 +362,7 @@ impl Part {
             rest: range,
             answer: Some(answer),
             body: None,
+            cut_excess: false,
             progressed: false,
             retried_without_progress: false,
             read: std::collections::VecDeque::new(),
@@ -404,6 +393,17 @@ impl Part {
                 return;
             };
             match item {
+                Some(Ok(chunk))
+                    if self.cut_excess && chunk.len() as u64 >= self.rest.end - self.rest.start =>
+                {
+                    let take = (self.rest.end - self.rest.start) as usize;
+                    self.rest.start = self.rest.end;
+                    self.buffered += take as u64;
+                    self.read.push_back(Ok(chunk.slice(..take)));
+                    // The rest of the object is not read: dropping the
+                    // answer closes its connection.
+                    self.body = None;
+                }
                 Some(Ok(chunk)) if chunk.len() as u64 > self.rest.end - self.rest.start => {
                     let err = Error::new(
                         ErrorKind::Corruption,
@@ -448,6 +448,8 @@ impl Part {
         if err.is_retryable() && may_retry && !self.rest.is_empty() {
             self.retried_without_progress = !self.progressed;
             self.progressed = false;
+            // A ranged answer must hold exactly the rest.
+            self.cut_excess = false;
             self.answer = Some(request(self.rest.clone()));
         } else {
             self.read.push_back(Err(err));
@@ -797,14 +799,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_short_first_answer_is_corruption_and_a_failed_part_ends_the_body() {
-        let (parts, _) =
-            scripted_requests(vec![(4, Ok(answer(vec![Bytes::from_static(b"efgh")])))]);
+    async fn a_failed_part_ends_the_body_in_its_turn() {
+        // The first answer ends early: the rest of its chunk is asked for,
+        // and that answer's error ends the body.
+        let (parts, asked) = scripted_requests(vec![
+            (4, Ok(answer(vec![Bytes::from_static(b"efgh")]))),
+            (
+                2,
+                Err(Error::new(ErrorKind::PreconditionFailed, "replaced")),
+            ),
+        ]);
         let mut short = prefix_then_parts(first_answer(&[b"ab"]), 4, 8, parts, 2);
         assert_eq!(short.try_next().await.unwrap().unwrap(), "ab");
         let err = short.try_next().await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Corruption);
+        assert_eq!(err.kind(), ErrorKind::PreconditionFailed);
         assert!(short.try_next().await.unwrap().is_none());
+        assert_eq!(*asked.lock().unwrap(), [4..8, 2..4]);
 
         let (parts, _) = scripted_requests(vec![
             (2, Ok(answer(vec![Bytes::from_static(b"ef")]))),
@@ -854,6 +864,18 @@ mod tests {
         let whole: Vec<Bytes> = body.try_collect().await.unwrap();
         assert_eq!(whole.concat(), b"abcdefgh");
         assert_eq!(*asked.lock().unwrap(), [4..8, 6..8]);
+    }
+
+    #[tokio::test]
+    async fn a_first_answer_cut_short_is_asked_for_again_from_where_it_stopped() {
+        let (parts, asked) = scripted_requests(vec![
+            (4, Ok(answer(vec![Bytes::from_static(b"efgh")]))),
+            (2, Ok(answer(vec![Bytes::from_static(b"cd")]))),
+        ]);
+        let body = prefix_then_parts(first_answer(&[b"ab"]), 4, 8, parts, 2);
+        let whole: Vec<Bytes> = body.try_collect().await.unwrap();
+        assert_eq!(whole.concat(), b"abcdefgh");
+        assert_eq!(*asked.lock().unwrap(), [4..8, 2..4]);
     }
 
     #[tokio::test]

@@ -122,9 +122,10 @@ async fn an_object_replaced_during_a_parallel_read_fails_the_read() {
     assert_eq!(err.key(), Some(key.as_str()));
 }
 
-/// A part read ahead of its turn waits in its connection while the reader
-/// is busy; past the request timeout its answer fails, and the rest of the
-/// part is asked for again instead of failing the read.
+/// The first answer, and the parts read ahead of their turn, wait in their
+/// connections while the reader is busy; past the request timeout their
+/// answers fail, and the rest of each is asked for again instead of
+/// failing the read.
 #[tokio::test(flavor = "multi_thread")]
 async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_again() {
     let mut config = support::config("fake-gcs-server", &endpoint());
@@ -139,12 +140,14 @@ async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_aga
         .await
         .unwrap();
     let mut got = store.get(&key, GetOptions::default()).await.unwrap();
-    let mut read = Vec::new();
-    while read.len() < (256 << 10) {
-        read.extend_from_slice(&got.body.try_next().await.unwrap().unwrap());
-    }
-    // Three parts have started and read half of themselves; their
-    // requests time out while this reader is away.
+    // The first piece of the first answer; then the first answer and the
+    // three parts started beside it (each read half a chunk ahead) time
+    // out while this reader is away.
+    let mut read = got.body.try_next().await.unwrap().unwrap().to_vec();
+    assert!(
+        read.len() < (256 << 10),
+        "the first piece was the whole chunk"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     while let Some(chunk) = got.body.try_next().await.unwrap() {
         read.extend_from_slice(&chunk);

@@ -92,9 +92,10 @@ async fn a_long_stream_is_a_multipart_upload_that_reads_back_whole_on_s3s_fs() {
     multipart_round_trip(s3s_fs()).await;
 }
 
-/// A part read ahead of its turn waits in its connection while the reader
-/// is busy; past the request timeout its answer fails, and the rest of the
-/// part is asked for again instead of failing the read.
+/// The first answer, and the parts read ahead of their turn, wait in their
+/// connections while the reader is busy; past the request timeout their
+/// answers fail, and the rest of each is asked for again instead of
+/// failing the read.
 #[tokio::test]
 async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_again() {
     let writer = moto();
@@ -114,12 +115,14 @@ async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_aga
     config.request_timeout_secs = 1;
     let reader = S3Storage::new(config).unwrap();
     let mut got = reader.get(&key, GetOptions::default()).await.unwrap();
-    let mut read = Vec::new();
-    while read.len() < (256 << 10) {
-        read.extend_from_slice(&got.body.next().await.unwrap().unwrap());
-    }
-    // Three parts have started and read half of themselves; their
-    // requests time out while this reader is away.
+    // The first piece of the first answer; then the first answer and the
+    // three parts started beside it (each read half a chunk ahead) time
+    // out while this reader is away.
+    let mut read = got.body.next().await.unwrap().unwrap().to_vec();
+    assert!(
+        read.len() < (256 << 10),
+        "the first piece was the whole chunk"
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     while let Some(chunk) = got.body.next().await {
         read.extend_from_slice(&chunk.unwrap());
