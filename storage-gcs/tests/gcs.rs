@@ -75,16 +75,17 @@ async fn delete_many_removes_every_key_and_ignores_missing_ones() {
     }
 }
 
-fn small_download_chunks() -> GcsStorage {
+/// Whole-object gets in parts of 256 KiB, `concurrency` transfers at once.
+fn small_download_chunks(concurrency: usize) -> GcsConfig {
     let mut config = support::config("fake-gcs-server", &endpoint());
     config.download_chunk_size = ByteSize(256 << 10);
-    config.download_concurrency = 1;
-    GcsStorage::new(config).unwrap()
+    config.download_concurrency = concurrency;
+    config
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn parallel_ranged_reads_reassemble_the_object_in_order() {
-    let store = small_download_chunks();
+    let store = GcsStorage::new(small_download_chunks(1)).unwrap();
     let key = key("parallel.bin");
     let data = pattern(3, (3 << 20) + 17);
     store
@@ -99,7 +100,7 @@ async fn parallel_ranged_reads_reassemble_the_object_in_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_replaced_during_a_parallel_read_fails_the_read() {
-    let store = small_download_chunks();
+    let store = GcsStorage::new(small_download_chunks(1)).unwrap();
     let key = key("replaced.bin");
     let data = pattern(4, 2 << 20);
     store
@@ -128,18 +129,17 @@ async fn an_object_replaced_during_a_parallel_read_fails_the_read() {
 /// failing the read.
 #[tokio::test(flavor = "multi_thread")]
 async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_again() {
-    let mut config = support::config("fake-gcs-server", &endpoint());
-    config.download_chunk_size = ByteSize(256 << 10);
-    config.download_concurrency = 4;
-    config.request_timeout_secs = 1;
-    let store = GcsStorage::new(config).unwrap();
     let key = key("slow-reader.bin");
     let data = pattern(6, (2 << 20) + 17);
-    store
+    // Written with the default timeout: only the reader's is short.
+    support::fake_gcs()
         .put(&key, data.clone().into(), PutOptions::default())
         .await
         .unwrap();
-    let mut got = store.get(&key, GetOptions::default()).await.unwrap();
+    let mut config = small_download_chunks(4);
+    config.request_timeout_secs = 1;
+    let reader = GcsStorage::new(config).unwrap();
+    let mut got = reader.get(&key, GetOptions::default()).await.unwrap();
     // The first piece of the first answer; then the first answer and the
     // three parts started beside it (each read half a chunk ahead) time
     // out while this reader is away.

@@ -17,14 +17,18 @@ use storage_core::{Body, Bytes, ErrorKind, GetOptions, Key, PutOptions, Storage}
 use storage_s3::{S3Config, S3Storage};
 use support::{FaultProxy, Faults, var};
 
-fn moto() -> S3Storage {
+fn moto_config() -> S3Config {
     let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))
         .with_name("moto")
         .with_endpoint(var("STORAGE_TEST_MOTO_ENDPOINT"), true)
         .with_region("us-east-1")
         .with_credentials("moto-key", "moto-secret");
     config.max_retries = 1;
-    S3Storage::new(config).unwrap()
+    config
+}
+
+fn moto() -> S3Storage {
+    S3Storage::new(moto_config()).unwrap()
 }
 
 fn s3s_fs_with_secret(secret: &str) -> S3Storage {
@@ -105,11 +109,7 @@ async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_aga
         .put(&key, data.clone().into(), PutOptions::default())
         .await
         .unwrap();
-    let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))
-        .with_name("moto")
-        .with_endpoint(var("STORAGE_TEST_MOTO_ENDPOINT"), true)
-        .with_region("us-east-1")
-        .with_credentials("moto-key", "moto-secret");
+    let mut config = moto_config();
     config.download_chunk_size = storage_core::config::ByteSize(256 << 10);
     config.download_concurrency = 4;
     config.request_timeout_secs = 1;
