@@ -4,9 +4,10 @@
 //!
 //! - `local`: `local_bench` (ours next to raw file I/O and object_store's
 //!   LocalFileSystem; ARGS go to it: `--size 2GiB`, `--small 5000`,
-//!   `--large-only`), then OpenDAL's fs service on the same workloads.
+//!   `--large-only`), then OpenDAL's fs service on the same workloads,
+//!   and a 2 GiB memory check in a process of its own.
 //! - `supabase`: `supabase_bench` on the repository's test server (which
-//!   it starts), and a 1 GiB memory check.
+//!   it starts), and a 2 GiB memory check.
 //! - `plugin`: `plugin_bench`, the same providers linked statically and
 //!   loaded from their cdylib (built here in release).
 //! - `s3`: on a Garage node (see `garage.rs` for why not the test
@@ -119,11 +120,17 @@ fn run_into(report: &mut Report, which: &str, rest: &[&str]) -> Result<(), Strin
         let mut anchor = vec!["local"];
         anchor.extend_from_slice(rest);
         opendal(report, &anchor, &[])?;
+        // The memory check alone in its process, on the same disk.
+        let mut memory = vec!["--memory", "2"];
+        if let Some(at) = rest.iter().position(|arg| *arg == "--dir") {
+            memory.extend(rest.get(at..at + 2).unwrap_or_default());
+        }
+        example(report, "local_bench", &memory, &[])?;
     }
     if which == "supabase" || all {
         // Its server is the repository's own, started by the bench.
         example(report, "supabase_bench", &[], &[])?;
-        example(report, "supabase_bench", &["--memory", "1"], &[])?;
+        example(report, "supabase_bench", &["--memory", "2"], &[])?;
     }
     if which == "plugin" || all {
         cargo(

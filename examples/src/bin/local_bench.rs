@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! local_bench [--size BYTES] [--small N] [--dir DIR] [--large-only]
+//! local_bench --memory GIB [--dir DIR]
 //! ```
 //!
 //! - Large object: `--size` bytes (default 1 GiB) streamed into the store
@@ -38,6 +39,11 @@
 //!   writer and a third reader), and its large put is set next to a raw
 //!   write that does fsync, as the table says.
 //!
+//! - With `--memory GIB`, only this: one object of that many GiB of
+//!   unknown length streamed into the store (with fsync, the default) and
+//!   read back, and the process's peak resident memory (VmHWM), alone in
+//!   its process as the other backends' memory checks are.
+//!
 //! Absolute figures drift on shared machines; compare the ratios.
 
 use std::io::{Read, Write};
@@ -49,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use storage_core::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
-use storage_examples::{best, peak_mib, read_all, settle};
+use storage_examples::{best, chunk_of, peak_mib, read_all, settle, stream_up};
 use storage_local::{LocalConfig, LocalStorage};
 
 const WRITE_CHUNK: usize = 4 << 20;
@@ -128,6 +134,7 @@ struct Args {
     small: usize,
     dir: PathBuf,
     large_only: bool,
+    memory_gib: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -136,6 +143,7 @@ fn parse_args() -> Result<Args, String> {
         small: 2000,
         dir: PathBuf::from("target/bench-data"),
         large_only: false,
+        memory_gib: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -149,6 +157,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--dir" => args.dir = PathBuf::from(value("--dir")?),
             "--large-only" => args.large_only = true,
+            "--memory" => {
+                args.memory_gib = Some(
+                    value("--memory")?
+                        .parse()
+                        .map_err(|e| format!("--memory: {e}"))?,
+                )
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -1087,9 +1102,14 @@ async fn object_store_large(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args().map_err(|e| {
-        format!("{e}\nusage: local_bench [--size BYTES] [--small N] [--dir DIR] [--large-only]")
+        format!(
+            "{e}\nusage: local_bench [--size BYTES] [--small N] [--dir DIR] [--large-only]\n       local_bench --memory GIB [--dir DIR]"
+        )
     })?;
     std::fs::create_dir_all(&args.dir)?;
+    if let Some(gib) = args.memory_gib {
+        return memory_check(&args.dir, gib).await;
+    }
     let mut rows = Vec::new();
     large(&args, &mut rows).await?;
     if !args.large_only {
@@ -1120,5 +1140,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for row in rows {
         println!("| {} | {} | {} |", row.name, row.value, row.ratio);
     }
+    Ok(())
+}
+
+/// Streams `gib` GiB of unknown length into a store under `dir` and back,
+/// and prints the time each way and the process's peak resident memory.
+async fn memory_check(dir: &Path, gib: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let root = dir.join("memory-check");
+    let store = LocalStorage::new(&root)?;
+    let key = Key::new("bench/memory-check")?;
+    let chunk = chunk_of(1 << 20, 4);
+    let up = stream_up(&store, &key, &chunk, gib << 30).await?;
+    let down = read_all(&store, &key, gib << 30).await?;
+    store.delete(&key).await?;
+    std::fs::remove_dir_all(&root)?;
+    println!(
+        "\n{gib} GiB stream of unknown length through storage-local (fsync on): up {:.1} s, down {:.1} s, peak resident memory {:.1} MiB",
+        up.as_secs_f64(),
+        down.as_secs_f64(),
+        peak_mib()
+    );
     Ok(())
 }
