@@ -29,8 +29,8 @@ use crate::upload::{ResumableUpload, multipart};
 ///   dropped connection by resuming where the server stands.
 /// - Whole-object gets larger than `download_chunk_size` are parallel
 ///   ranged requests pinned to the first answer's generation, requested
-///   while the first answer's first chunk streams, and yielded in order,
-///   each read at most half a chunk ahead of its turn.
+///   while the first answer's first chunk streams, and yielded in order;
+///   a part cut short is asked for again from its first missing byte.
 /// - Signed URLs (V4) are computed locally from the service-account key.
 #[derive(Debug, Clone)]
 pub struct GcsStorage {

@@ -63,9 +63,8 @@ pub struct GcsConfig {
     #[serde(default = "default_chunk_size")]
     pub download_chunk_size: ByteSize,
     /// Transfers in flight at once for a whole-object get, the first
-    /// request counted while its first chunk streams. A part is read at
-    /// most half a chunk ahead of its turn (the rest waits in its
-    /// connection), so memory held is about this many half-chunks.
+    /// request counted while its first chunk streams. Parts are read whole
+    /// ahead of their turn, so memory held is up to this many chunks.
     /// Default: 4.
     #[serde(default = "default_concurrency")]
     pub download_concurrency: usize,

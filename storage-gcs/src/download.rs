@@ -1,8 +1,8 @@
 //! Reads: one `alt=media` request, its metadata read from the answer's
 //! headers; whole objects larger than a download chunk continue as
 //! parallel ranged requests pinned to the first answer's generation and
-//! yielded in order, each read at most half a chunk ahead of its turn, so
-//! memory stays at about `download_concurrency` half-chunks.
+//! yielded in order, each read whole ahead of its turn, so memory stays
+//! at most about `download_concurrency` chunks.
 
 use std::ops::Range;
 use std::sync::Arc;

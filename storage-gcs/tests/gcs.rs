@@ -77,7 +77,12 @@ async fn delete_many_removes_every_key_and_ignores_missing_ones() {
 
 /// Whole-object gets in parts of 256 KiB, `concurrency` transfers at once.
 fn small_download_chunks(concurrency: usize) -> GcsConfig {
-    let mut config = support::config("fake-gcs-server", &endpoint());
+    small_download_chunks_at(&endpoint(), concurrency)
+}
+
+/// The same, at another address (a proxy in front of fake-gcs-server).
+fn small_download_chunks_at(endpoint: &str, concurrency: usize) -> GcsConfig {
+    let mut config = support::config("fake-gcs-server", endpoint);
     config.download_chunk_size = ByteSize(256 << 10);
     config.download_concurrency = concurrency;
     config
@@ -123,12 +128,12 @@ async fn an_object_replaced_during_a_parallel_read_fails_the_read() {
     assert_eq!(err.key(), Some(key.as_str()));
 }
 
-/// The first answer, and the parts read ahead of their turn, wait in their
-/// connections while the reader is busy; past the request timeout their
-/// answers fail, and the rest of each is asked for again instead of
-/// failing the read.
+/// A reader away for longer than the request timeout, in the middle of
+/// a parallel get: the parts in flight are read whole meanwhile (and a
+/// part whose answer timed out would be asked for again), so the read
+/// completes instead of failing with `Timeout`.
 #[tokio::test(flavor = "multi_thread")]
-async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_again() {
+async fn a_reader_away_past_the_request_timeout_still_reads_the_whole_object() {
     let key = key("slow-reader.bin");
     let data = pattern(6, (2 << 20) + 17);
     // Written with the default timeout: only the reader's is short.
@@ -140,9 +145,10 @@ async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_aga
     config.request_timeout_secs = 1;
     let reader = GcsStorage::new(config).unwrap();
     let mut got = reader.get(&key, GetOptions::default()).await.unwrap();
-    // The first piece of the first answer; then the first answer and the
-    // three parts started beside it (each read half a chunk ahead) time
-    // out while this reader is away.
+    // The first piece of the first answer; then the reader is away past
+    // the request timeout. The parts started beside the first answer are
+    // read whole meanwhile, so none is left in its connection to time
+    // out (and one that did would be asked for again).
     let mut read = got.body.try_next().await.unwrap().unwrap().to_vec();
     assert!(
         read.len() < (256 << 10),
@@ -152,6 +158,28 @@ async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_aga
     while let Some(chunk) = got.body.try_next().await.unwrap() {
         read.extend_from_slice(&chunk);
     }
+    assert!(read == data, "the object read back differs");
+}
+
+/// An answer cut mid-body (the connection dropped under one part of a
+/// parallel get): the rest of that part is asked for again, from its
+/// first missing byte, and the read completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_part_cut_short_is_asked_for_again_from_its_first_missing_byte() {
+    let key = key("cut-part.bin");
+    let data = pattern(7, (2 << 20) + 17);
+    support::fake_gcs()
+        .put(&key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    // 100 KiB into the second connection: inside a ranged part (the first
+    // connection is the first answer's).
+    let proxy =
+        storage_core::testing::CuttingProxy::start_cutting_answers(&endpoint(), 1, 100 << 10).await;
+    let reader = GcsStorage::new(small_download_chunks_at(&proxy.url, 4)).unwrap();
+    let got = reader.get(&key, GetOptions::default()).await.unwrap();
+    let read = collect_stream(got.body).await.unwrap();
+    assert_eq!(proxy.cuts(), 1, "no answer was cut");
     assert!(read == data, "the object read back differs");
 }
 

@@ -31,8 +31,8 @@ use crate::error::from_object_store;
 ///   if the put fails or is dropped, so no incomplete upload is left.
 /// - Whole-object gets larger than `download_chunk_size` are parallel
 ///   ranged GETs pinned to the first answer's etag, requested while the
-///   first answer's first chunk streams, and yielded in order, each read
-///   at most half a chunk ahead of its turn.
+///   first answer's first chunk streams, and yielded in order; a part cut
+///   short is asked for again from its first missing byte.
 /// - `delete` asks HEAD first, because S3 answers 204 whether or not the
 ///   key existed and the contract reports whether something was removed.
 /// - Conditional writes are single requests (`If-None-Match: *`,

@@ -84,9 +84,8 @@ pub struct S3Config {
     #[serde(default = "default_part_size")]
     pub download_chunk_size: ByteSize,
     /// Transfers in flight at once for a whole-object get, the first GET
-    /// counted while its first chunk streams. A part is read at most half
-    /// a chunk ahead of its turn (the rest waits in its connection), so
-    /// memory held is about this many half-chunks. Default: 4.
+    /// counted while its first chunk streams. Parts are read whole ahead
+    /// of their turn, so memory held is up to this many chunks. Default: 4.
     #[serde(default = "default_concurrency")]
     pub download_concurrency: usize,
     /// Retries of transient failures inside a request (5xx, throttling,

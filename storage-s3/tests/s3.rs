@@ -18,9 +18,14 @@ use storage_s3::{S3Config, S3Storage};
 use support::{FaultProxy, Faults, var};
 
 fn moto_config() -> S3Config {
+    moto_config_at(&var("STORAGE_TEST_MOTO_ENDPOINT"))
+}
+
+/// moto's configuration with another address (a proxy in front of it).
+fn moto_config_at(endpoint: &str) -> S3Config {
     let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))
         .with_name("moto")
-        .with_endpoint(var("STORAGE_TEST_MOTO_ENDPOINT"), true)
+        .with_endpoint(endpoint, true)
         .with_region("us-east-1")
         .with_credentials("moto-key", "moto-secret");
     config.max_retries = 1;
@@ -96,12 +101,12 @@ async fn a_long_stream_is_a_multipart_upload_that_reads_back_whole_on_s3s_fs() {
     multipart_round_trip(s3s_fs()).await;
 }
 
-/// The first answer, and the parts read ahead of their turn, wait in their
-/// connections while the reader is busy; past the request timeout their
-/// answers fail, and the rest of each is asked for again instead of
-/// failing the read.
+/// A reader away for longer than the request timeout, in the middle of
+/// a parallel get: the parts in flight are read whole meanwhile (and a
+/// part whose answer timed out would be asked for again), so the read
+/// completes instead of failing with `Timeout`.
 #[tokio::test]
-async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_again() {
+async fn a_reader_away_past_the_request_timeout_still_reads_the_whole_object() {
     let writer = moto();
     let key = unique("slow-reader.bin");
     let data = pattern(32, (2 << 20) + 17);
@@ -115,9 +120,10 @@ async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_aga
     config.request_timeout_secs = 1;
     let reader = S3Storage::new(config).unwrap();
     let mut got = reader.get(&key, GetOptions::default()).await.unwrap();
-    // The first piece of the first answer; then the first answer and the
-    // three parts started beside it (each read half a chunk ahead) time
-    // out while this reader is away.
+    // The first piece of the first answer; then the reader is away past
+    // the request timeout. The parts started beside the first answer are
+    // read whole meanwhile, so none is left in its connection to time
+    // out (and one that did would be asked for again).
     let mut read = got.body.next().await.unwrap().unwrap().to_vec();
     assert!(
         read.len() < (256 << 10),
@@ -127,6 +133,39 @@ async fn parts_that_wait_behind_a_slow_reader_past_the_timeout_are_asked_for_aga
     while let Some(chunk) = got.body.next().await {
         read.extend_from_slice(&chunk.unwrap());
     }
+    assert!(read == data, "the object read back differs");
+    assert!(writer.delete(&key).await.unwrap());
+}
+
+/// An answer cut mid-body (the connection dropped under one part of a
+/// parallel get): the rest of that part is asked for again, from its
+/// first missing byte, and the read completes.
+#[tokio::test]
+async fn a_part_cut_short_is_asked_for_again_from_its_first_missing_byte() {
+    let writer = moto();
+    let key = unique("cut-part.bin");
+    let data = pattern(33, (2 << 20) + 17);
+    writer
+        .put(&key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    // 100 KiB into the second connection: inside a ranged part (the first
+    // connection is the first answer's).
+    let proxy = storage_core::testing::CuttingProxy::start_cutting_answers(
+        &var("STORAGE_TEST_MOTO_ENDPOINT"),
+        1,
+        100 << 10,
+    )
+    .await;
+    let mut config = moto_config_at(&proxy.url);
+    config.download_chunk_size = storage_core::config::ByteSize(256 << 10);
+    config.download_concurrency = 4;
+    // Not the retry layer's doing: the backend alone asks again.
+    config.max_retries = 0;
+    let reader = S3Storage::new(config).unwrap();
+    let got = reader.get(&key, GetOptions::default()).await.unwrap();
+    let read = storage_core::collect_stream(got.body).await.unwrap();
+    assert_eq!(proxy.cuts(), 1, "no answer was cut");
     assert!(read == data, "the object read back differs");
     assert!(writer.delete(&key).await.unwrap());
 }
