@@ -1,8 +1,10 @@
 //! The examples' shared code: what the benchmarks share (deterministic
 //! data, the best of several rounds, this process's peak resident memory
-//! and CPU time, a quiet disk before each measurement),
-//! and [`in_house`], a third-party provider registered at compile time.
+//! and CPU time, a quiet disk before each measurement, a proxy that caps
+//! each connection's rate), and [`in_house`], a third-party provider
+//! registered at compile time.
 
+pub mod capped_proxy;
 pub mod in_house;
 
 use std::time::Duration;

@@ -4,6 +4,11 @@
 //! - 1,000 objects of 64 KiB, 16 at a time: put all, then get all.
 //! - 16 objects of 8 MiB, 4 at a time: each put in one request
 //!   (`uploadType=multipart`, the path of every object up to a chunk).
+//! - One 64 MiB object read through a proxy that caps each connection at
+//!   32 MB/s ([`CappedProxy`](storage_examples::capped_proxy::CappedProxy)),
+//!   where a connection's throughput, not loopback's, is the limit, as it
+//!   is against GCS: parallel ranged requests against one request, ours
+//!   and object_store's.
 //! - Puts report the client's CPU time too: against an emulator on the
 //!   same machine it is the client's own cost, whatever the server's speed.
 //! - One 256 MiB object: a streamed put of unknown length (resumable,
@@ -30,6 +35,7 @@ use object_store::ObjectStoreExt;
 use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
 use object_store::path::Path;
 use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
+use storage_examples::capped_proxy::CappedProxy;
 use storage_examples::{best, chunk_of, cpu_time, peak_mib, read_all, stream_up};
 use storage_gcs::{GcsConfig, GcsStorage};
 
@@ -40,6 +46,9 @@ const MEDIUM_COUNT: usize = 16;
 const MEDIUM_SIZE: usize = 8 << 20;
 const MEDIUM_CONCURRENCY: usize = 4;
 const LARGE_SIZE: usize = 256 << 20;
+const CAPPED_SIZE: usize = 64 << 20;
+/// Bytes a second each connection carries through the capping proxy.
+const CAPPED_RATE: f64 = 32e6;
 const ROUNDS: usize = 3;
 
 fn var(name: &str) -> Result<String, String> {
@@ -93,9 +102,11 @@ async fn get_small_theirs(
     Ok(start.elapsed())
 }
 
-async fn get_large_theirs(
+/// Reads `key` (of `size` bytes) through object_store as one streamed GET.
+async fn get_theirs(
     store: &GoogleCloudStorage,
     key: &Key,
+    size: usize,
 ) -> Result<Duration, object_store::Error> {
     let start = Instant::now();
     let mut body = store.get(&Path::from(key.as_str())).await?.into_stream();
@@ -103,8 +114,33 @@ async fn get_large_theirs(
     while let Some(piece) = body.try_next().await? {
         total += piece.len();
     }
-    assert_eq!(total, LARGE_SIZE);
+    assert_eq!(total, size);
     Ok(start.elapsed())
+}
+
+/// object_store's GCS client against the emulator at `emulator`, reached
+/// at `address` (itself, or a proxy in front of it): no OAuth. The `Host`
+/// is the emulator's, which fake-gcs-server needs to take a request for
+/// its XML API.
+fn object_store_at(
+    bucket: &str,
+    emulator: &str,
+    address: &str,
+) -> Result<GoogleCloudStorage, Box<dyn std::error::Error>> {
+    let mut headers = object_store::HeaderMap::new();
+    headers.insert("host", emulator.trim_start_matches("http://").parse()?);
+    Ok(GoogleCloudStorageBuilder::new()
+        .with_bucket_name(bucket)
+        .with_service_account_key(
+            r#"{"disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}"#,
+        )
+        .with_base_url(address)
+        .with_client_options(
+            object_store::ClientOptions::new()
+                .with_allow_http(true)
+                .with_default_headers(headers),
+        )
+        .build()?)
 }
 
 #[tokio::main]
@@ -126,15 +162,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.chunk_size = storage::config::ByteSize(16 << 20);
         return memory_check(&GcsStorage::new(config)?, &chunk, gib).await;
     }
-    // object_store against an emulator: no OAuth, the emulator's address.
-    let theirs = GoogleCloudStorageBuilder::new()
-        .with_bucket_name(&bucket)
-        .with_service_account_key(
-            r#"{"disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}"#,
-        )
-        .with_base_url(&endpoint)
-        .with_client_options(object_store::ClientOptions::new().with_allow_http(true))
-        .build()?;
+    let theirs = object_store_at(&bucket, &endpoint, &endpoint)?;
     let small = chunk_of(SMALL_SIZE, 1);
     let medium = chunk_of(MEDIUM_SIZE, 3);
     let (mut puts, mut put_cpu, mut large_puts) = (vec![], vec![], vec![]);
@@ -168,7 +196,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 single_large.push(read_all(&single_stream, &large_key, LARGE_SIZE).await?);
             } else {
                 theirs_gets.push(get_small_theirs(&theirs, &keys).await?);
-                theirs_large.push(get_large_theirs(&theirs, &large_key).await?);
+                theirs_large.push(get_theirs(&theirs, &large_key, LARGE_SIZE).await?);
             }
         }
         ours.delete_many(&keys)
@@ -177,6 +205,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .chain(ours.delete_many(&medium_keys).await)
             .collect::<storage::Result<Vec<()>>>()?;
     }
+    // Reads where each connection's throughput is the limit.
+    let capped_key = Key::new("bench/capped")?;
+    ours.put(
+        &capped_key,
+        Body::Bytes(chunk_of(CAPPED_SIZE, 5)),
+        PutOptions::default(),
+    )
+    .await?;
+    let proxy = CappedProxy::start(&endpoint, CAPPED_RATE).await?;
+    let capped = GcsStorage::new(
+        GcsConfig::new(&bucket)
+            .with_base_url(&proxy.url)
+            .anonymous(),
+    )?;
+    let capped_single = {
+        let mut config = GcsConfig::new(&bucket)
+            .with_base_url(&proxy.url)
+            .anonymous();
+        config.download_chunk_size = storage::config::ByteSize(u64::MAX);
+        GcsStorage::new(config)?
+    };
+    let capped_theirs = object_store_at(&bucket, &endpoint, &proxy.url)?;
+    let (mut capped_ours, mut capped_one, mut capped_object_store) = (vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        for side in 0..3 {
+            match (round + side) % 3 {
+                0 => capped_ours.push(read_all(&capped, &capped_key, CAPPED_SIZE).await?),
+                1 => capped_one.push(read_all(&capped_single, &capped_key, CAPPED_SIZE).await?),
+                _ => capped_object_store
+                    .push(get_theirs(&capped_theirs, &capped_key, CAPPED_SIZE).await?),
+            }
+        }
+    }
+    ours.delete(&capped_key).await?;
     let mib_s = |size: usize, time: Duration| size as f64 / (1 << 20) as f64 / time.as_secs_f64();
     println!(
         "| GCS (fake-gcs-server on 127.0.0.1), best of {ROUNDS} | storage-gcs | object_store | ratio |"
@@ -209,6 +271,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "256 MiB get, one request",
             best(&single_large),
             best(&theirs_large),
+        ),
+        (
+            "64 MiB get, each connection capped at 32 MB/s, parallel 8 MiB ranges (default)",
+            best(&capped_ours),
+            best(&capped_object_store),
+        ),
+        (
+            "64 MiB get, each connection capped at 32 MB/s, one request",
+            best(&capped_one),
+            best(&capped_object_store),
         ),
     ] {
         println!(
