@@ -185,10 +185,11 @@ pub fn take_prefix(stream: ByteStream, limit: u64) -> ByteStream {
 /// of following it. A part counts as a transfer from its request until its
 /// last byte is handed on.
 ///
-/// Each part is handed on in the chunks its answer arrived in, none
-/// copied, and as they arrive: the part whose turn it is streams, paced by
-/// the consumer, and the parts whose turn has not come are read whole
-/// ahead of it. So the process holds up to `concurrency × chunk` bytes
+/// Every part in flight is read as its answer arrives, and handed on in
+/// the chunks it arrived in, none copied: the part whose turn it is as
+/// they come, the parts whose turn has not come once it has. So a part
+/// never waits in its connection for a slow consumer, and the process
+/// holds up to `concurrency × chunk` bytes
 /// whatever the object's size (a held chunk keeps the HTTP client's read
 /// buffer alive, so resident memory runs to about one and a half times
 /// that). Reading a waiting part only part of the way, leaving the rest in
@@ -200,8 +201,7 @@ pub fn take_prefix(stream: ByteStream, limit: u64) -> ByteStream {
 ///
 /// A part (the first answer's chunk too) whose request or answer fails
 /// with a retryable error (a connection cut or reset, an answer that ends
-/// early, or a request timed out while the part waited for its turn
-/// behind a slow consumer) is requested again from the first byte it has
+/// early, a request timed out) is requested again from the first byte it has
 /// not delivered: as often as each answer makes progress, and once after
 /// an answer that delivered nothing. A ranged answer with more bytes than
 /// its range (a server that ignored the range) is `Corruption`, retryable
