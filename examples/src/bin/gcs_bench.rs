@@ -5,7 +5,7 @@
 //! - 16 objects of 8 MiB, 4 at a time: each put in one request
 //!   (`uploadType=multipart`, the path of every object up to a chunk).
 //! - One 64 MiB object read through a proxy that caps each connection at
-//!   32 MB/s ([`CappedProxy`](storage_examples::capped_proxy::CappedProxy)),
+//!   32 MB/s ([`CappedProxy`]),
 //!   where a connection's throughput, not loopback's, is the limit, as it
 //!   is against GCS: parallel ranged requests against one request, ours
 //!   and object_store's.
