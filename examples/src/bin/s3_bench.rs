@@ -13,6 +13,10 @@
 //!   cost).
 //! - One 256 MiB object: a streamed put (multipart, 8 MiB parts, 4 in
 //!   flight) and a whole-object get.
+//! - One 64 MiB object read through a proxy that caps each connection at
+//!   32 MB/s ([`CappedProxy`]), where a connection's throughput, not
+//!   loopback's, is the limit, as it is against S3: storage-s3's parallel
+//!   ranged GETs against object_store's one GET, three rounds.
 //! - The whole-phase small workload and the 256 MiB put once more through
 //!   storage-s3 with `unsigned_payload = true`: OpenDAL signs no body, so
 //!   this is the figure to set next to its own, like with like.
@@ -37,6 +41,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
+use storage_examples::capped_proxy::CappedProxy;
 use storage_examples::{best, chunk_of, cpu_time, peak_mib, read_all, settle, stream_up};
 use storage_s3::{S3Config, S3Storage};
 
@@ -46,6 +51,10 @@ const CONCURRENCY: usize = 16;
 const LARGE_SIZE: usize = 256 << 20;
 const PART: usize = 8 << 20;
 const ROUNDS: usize = 7;
+const CAPPED_SIZE: usize = 64 << 20;
+/// Bytes a second each connection carries through the capping proxy.
+const CAPPED_RATE: f64 = 32e6;
+const CAPPED_ROUNDS: usize = 3;
 
 fn var(name: &str) -> Result<String, String> {
     std::env::var(name)
@@ -380,6 +389,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let (bare, with_layers) = (best(&bare_times), best(&layered_times));
+    let (capped_ours, capped_theirs) =
+        capped_gets(&ours, &endpoint, &bucket, &access_key, &secret).await?;
     let names = [
         "1,000 x 64 KiB put, 16 at a time",
         "1,000 x 64 KiB get, 16 at a time",
@@ -448,7 +459,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         with_layers.as_secs_f64(),
         with_layers.as_secs_f64() / bare.as_secs_f64()
     );
+    println!(
+        "\n| 64 MiB get, each connection capped at 32 MB/s (a proxy), best of {CAPPED_ROUNDS} | storage-s3, parallel 8 MiB ranges (default) | object_store, one GET | ratio |\n|---|---|---|---|\n| time | {:.3} s | {:.3} s | {:.2} |",
+        capped_ours.as_secs_f64(),
+        capped_theirs.as_secs_f64(),
+        capped_ours.as_secs_f64() / capped_theirs.as_secs_f64()
+    );
     Ok(())
+}
+
+/// The best times of a 64 MiB get through a [`CappedProxy`]: storage-s3's
+/// (parallel ranges) and object_store's (one GET), taking turns.
+async fn capped_gets(
+    ours: &S3Storage,
+    endpoint: &str,
+    bucket: &str,
+    access_key: &str,
+    secret: &str,
+) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
+    let key = Key::new("bench/capped")?;
+    ours.put(
+        &key,
+        Body::Bytes(chunk_of(CAPPED_SIZE, 5)),
+        PutOptions::default(),
+    )
+    .await?;
+    let proxy = CappedProxy::start(endpoint, CAPPED_RATE).await?;
+    let mut config = ours.config().clone();
+    config.endpoint = Some(proxy.url.clone());
+    let capped = S3Storage::new(config)?;
+    let theirs = AmazonS3Builder::new()
+        .with_endpoint(&proxy.url)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_bucket_name(bucket)
+        .with_access_key_id(access_key)
+        .with_secret_access_key(secret)
+        .build()?;
+    let (mut ours_times, mut theirs_times) = (vec![], vec![]);
+    for round in 0..CAPPED_ROUNDS {
+        for side in [round % 2 == 0, round % 2 == 1] {
+            if side {
+                ours_times.push(read_all(&capped, &key, CAPPED_SIZE).await?);
+            } else {
+                let start = Instant::now();
+                let mut body = theirs.get(&Path::from(key.as_str())).await?.into_stream();
+                let mut total = 0;
+                while let Some(piece) = body.try_next().await? {
+                    total += piece.len();
+                }
+                assert_eq!(total, CAPPED_SIZE);
+                theirs_times.push(start.elapsed());
+            }
+        }
+    }
+    ours.delete(&key).await?;
+    Ok((best(&ours_times), best(&theirs_times)))
 }
 
 async fn memory_check(
