@@ -27,10 +27,11 @@ use crate::upload::{ResumableUpload, multipart};
 /// - A body that ends within `chunk_size` is one `uploadType=multipart`
 ///   request; a longer one is a resumable upload in chunks that survives a
 ///   dropped connection by resuming where the server stands.
-/// - Whole-object gets larger than `download_chunk_size` are parallel
-///   ranged requests pinned to the first answer's generation, requested
-///   while the first answer's first chunk streams, and yielded in order;
-///   a part cut short is asked for again from its first missing byte.
+/// - Gets serving more than `download_chunk_size` (whole or ranged)
+///   are parallel ranged requests pinned to the first answer's
+///   generation, requested while the first answer's first chunk streams,
+///   and yielded in order; a part cut short is asked for again from its
+///   first missing byte.
 /// - Signed URLs (V4) are computed locally from the service-account key.
 #[derive(Debug, Clone)]
 pub struct GcsStorage {

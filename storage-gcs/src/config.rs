@@ -58,11 +58,12 @@ pub struct GcsConfig {
     /// about two chunks. Default: 8 MiB.
     #[serde(default = "default_chunk_size")]
     pub chunk_size: ByteSize,
-    /// Whole-object gets of objects larger than this are fetched as
-    /// parallel ranged requests of this size each. Default: 8 MiB.
+    /// Gets that serve more than this (a whole object, or a range) are
+    /// fetched as parallel ranged requests of this size each. Default:
+    /// 8 MiB.
     #[serde(default = "default_chunk_size")]
     pub download_chunk_size: ByteSize,
-    /// Transfers in flight at once for a whole-object get, the first
+    /// Transfers in flight at once for a get in parts, the first
     /// request counted while its first chunk streams. Parts are read whole
     /// ahead of their turn, so memory held is up to this many chunks.
     /// Default: 4.

@@ -1,6 +1,6 @@
 //! Reads: one `alt=media` request, its metadata read from the answer's
-//! headers; whole objects larger than a download chunk continue as
-//! parallel ranged requests pinned to the first answer's generation and
+//! headers; whole objects and ranges larger than a download chunk continue
+//! as parallel ranged requests pinned to the first answer's generation and
 //! yielded in order, each read whole ahead of its turn, so memory stays
 //! at most about `download_concurrency` chunks.
 
@@ -19,7 +19,7 @@ use crate::client::{Client, check, header};
 use crate::error::from_transport;
 use crate::resource::crc32c_from_base64;
 
-/// How a whole-object get is split.
+/// How a get is split into parts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Split {
     pub(crate) chunk: u64,
@@ -43,14 +43,17 @@ pub(crate) async fn get(
     };
     options.check_conditions(meta.etag.as_deref())?;
     let body = response.bytes_stream().map_err(from_transport).boxed();
-    let size = meta.size;
-    if options.range.is_some() || size <= split.chunk {
+    // What is served (the object, or the range asked for) beyond a chunk
+    // continues as parallel ranged requests.
+    let len = range.end - range.start;
+    if len <= split.chunk {
         return Ok(Some(GetResult { meta, range, body }));
     }
     let generation = meta.etag.clone();
     let client = Arc::clone(client);
     let name = key.clone();
     let chunk = split.chunk;
+    let offset = range.start;
     let rest = move |part: Range<u64>| {
         let client = Arc::clone(&client);
         let name = name.clone();
@@ -58,7 +61,7 @@ pub(crate) async fn get(
         async move {
             let mut pinned = GetOptions::default();
             pinned.if_match = generation;
-            let part_range = ByteRange::bounded(part);
+            let part_range = ByteRange::bounded(offset + part.start..offset + part.end);
             let response = media_request(&client, name.as_str(), &pinned, Some(part_range)).await?;
             let answered = header(response.headers(), "x-goog-generation").map(str::to_owned);
             if answered.is_some() && answered != pinned.if_match {
@@ -73,7 +76,7 @@ pub(crate) async fn get(
     Ok(Some(GetResult {
         meta,
         range,
-        body: prefix_then_parts(body, chunk, size, rest, split.concurrency),
+        body: prefix_then_parts(body, chunk, len, rest, split.concurrency),
     }))
 }
 

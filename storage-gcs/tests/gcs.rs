@@ -12,7 +12,7 @@ mod support;
 use futures::TryStreamExt;
 use storage_core::config::{ByteSize, Config, Registry};
 use storage_core::conformance::pattern;
-use storage_core::{ErrorKind, GetOptions, Key, PutOptions, Storage, collect_stream};
+use storage_core::{ByteRange, ErrorKind, GetOptions, Key, PutOptions, Storage, collect_stream};
 use storage_gcs::{GcsConfig, GcsStorage};
 
 fn key(name: &str) -> Key {
@@ -142,7 +142,8 @@ async fn a_reader_away_past_the_request_timeout_still_reads_the_whole_object() {
         .await
         .unwrap();
     let mut config = small_download_chunks(4);
-    config.request_timeout_secs = 1;
+    // Short, but not so short that a loaded server misses it twice.
+    config.request_timeout_secs = 2;
     let reader = GcsStorage::new(config).unwrap();
     let mut got = reader.get(&key, GetOptions::default()).await.unwrap();
     // The first piece of the first answer; then the reader is away past
@@ -154,7 +155,7 @@ async fn a_reader_away_past_the_request_timeout_still_reads_the_whole_object() {
         read.len() < (256 << 10),
         "the first piece was the whole chunk"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
     while let Some(chunk) = got.body.try_next().await.unwrap() {
         read.extend_from_slice(&chunk);
     }
@@ -181,6 +182,40 @@ async fn a_part_cut_short_is_asked_for_again_from_its_first_missing_byte() {
     let read = collect_stream(got.body).await.unwrap();
     assert_eq!(proxy.cuts(), 1, "no answer was cut");
     assert!(read == data, "the object read back differs");
+}
+
+/// A range longer than a chunk is read in parallel parts, offset into
+/// the object: exactly the range, for bounded, open and suffix ranges.
+/// Each read survives a cut on its second connection, which only a get
+/// in parts has.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_range_longer_than_a_chunk_is_read_in_parts_exactly() {
+    let key = key("ranged-parts.bin");
+    let data = pattern(8, (3 << 20) + 17);
+    let len = data.len() as u64;
+    support::fake_gcs()
+        .put(&key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    for (range, expected) in [
+        (ByteRange::bounded(100_000..2_900_000), 100_000..2_900_000),
+        (ByteRange::From(1_000_001), 1_000_001..len),
+        (ByteRange::Suffix(2_000_000), len - 2_000_000..len),
+    ] {
+        let proxy =
+            storage_core::testing::CuttingProxy::start_cutting_answers(&endpoint(), 1, 100 << 10)
+                .await;
+        let reader = GcsStorage::new(small_download_chunks_at(&proxy.url, 4)).unwrap();
+        let got = reader
+            .get(&key, GetOptions::default().with_range(range))
+            .await
+            .unwrap();
+        assert_eq!(got.range, expected, "{range:?}");
+        let read = collect_stream(got.body).await.unwrap();
+        let wanted = &data[expected.start as usize..expected.end as usize];
+        assert!(&read[..] == wanted, "{range:?}: the bytes differ");
+        assert_eq!(proxy.cuts(), 1, "{range:?} was not read in parts");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

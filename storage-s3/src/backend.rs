@@ -29,10 +29,11 @@ use crate::error::from_object_store;
 /// - Small bodies are one PUT; streams longer than `part_size` are
 ///   multipart uploads with `upload_concurrency` parts in flight, aborted
 ///   if the put fails or is dropped, so no incomplete upload is left.
-/// - Whole-object gets larger than `download_chunk_size` are parallel
-///   ranged GETs pinned to the first answer's etag, requested while the
-///   first answer's first chunk streams, and yielded in order; a part cut
-///   short is asked for again from its first missing byte.
+/// - Gets serving more than `download_chunk_size` (whole or ranged)
+///   are parallel ranged GETs pinned to the first answer's etag,
+///   requested while the first answer's first chunk streams, and yielded
+///   in order; a part cut short is asked for again from its first missing
+///   byte.
 /// - `delete` asks HEAD first, because S3 answers 204 whether or not the
 ///   key existed and the contract reports whether something was removed.
 /// - Conditional writes are single requests (`If-None-Match: *`,
@@ -336,13 +337,14 @@ impl S3Storage {
         }
     }
 
-    async fn whole_object(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
+    /// A get, whole or ranged. What it serves (the object, or the range
+    /// asked for) is one GET when it is a chunk or less, exactly as
+    /// object_store alone would do it. Anything longer is read from that
+    /// answer for its first chunk only; the rest comes as ranged GETs in
+    /// parallel, requested while the first chunk still streams.
+    async fn get_in_parts(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let location = path(key);
         let chunk = self.inner.config.download_chunk_size.0;
-        // A plain GET: small objects are done in one request, exactly as
-        // object_store alone would do it. A large one is read from this
-        // answer for its first chunk only; the rest comes in parallel,
-        // requested while that first chunk still streams.
         let first = self
             .inner
             .store
@@ -350,22 +352,24 @@ impl S3Storage {
             .await
             .map_err(from_object_store)?;
         let meta = to_meta(key.clone(), &first.meta, &first.attributes);
-        let size = meta.size;
-        let first_body = first.into_stream().map_err(from_object_store);
-        if size <= chunk {
+        let served = first.range.clone();
+        let len = served.end - served.start;
+        let first_body = first.into_stream().map_err(from_object_store).boxed();
+        if len <= chunk {
             return Ok(GetResult {
                 meta,
-                range: 0..size,
-                body: first_body.boxed(),
+                range: served,
+                body: first_body,
             });
         }
         let etag = meta.etag.clone();
         let store = self.inner.store.clone();
-        let rest = move |part: std::ops::Range<u64>| {
+        let offset = served.start;
+        let rest = move |part: Range<u64>| {
             let store = store.clone();
             let location = location.clone();
             let mut ranged = object_store::GetOptions {
-                range: Some(GetRange::Bounded(part)),
+                range: Some(GetRange::Bounded(offset + part.start..offset + part.end)),
                 ..Default::default()
             };
             // Pin every range to the version the first answer described.
@@ -382,11 +386,11 @@ impl S3Storage {
         };
         Ok(GetResult {
             meta,
-            range: 0..size,
+            range: served,
             body: prefix_then_parts(
-                first_body.boxed(),
+                first_body,
                 chunk,
-                size,
+                len,
                 rest,
                 self.inner.config.download_concurrency,
             ),
@@ -558,16 +562,6 @@ impl Storage for S3Storage {
 
     async fn get(&self, key: &Key, options: GetOptions) -> Result<GetResult> {
         let ctx = self.ctx(Operation::Get, key);
-        if options.range.is_none() {
-            let result = self.whole_object(key, options).await.map_err(&ctx)?;
-            let name = self.inner.config.name.clone();
-            let key_text = key.as_str().to_owned();
-            let body = result
-                .body
-                .map_err(move |err| err.context(Operation::Get, &name, Some(&key_text)))
-                .boxed();
-            return Ok(GetResult { body, ..result });
-        }
         if let Some(ByteRange::Bounded { start, end }) = options.range
             && start >= end
         {
@@ -582,23 +576,14 @@ impl Storage for S3Storage {
                 "a suffix range of 0 bytes is empty",
             )));
         }
-        let result = self
-            .inner
-            .store
-            .get_opts(&path(key), to_object_store_get(&options))
-            .await
-            .map_err(|err| ctx(from_object_store(err)))?;
-        let meta = to_meta(key.clone(), &result.meta, &result.attributes);
-        let range: Range<u64> = result.range.clone();
+        let result = self.get_in_parts(key, options).await.map_err(&ctx)?;
         let name = self.inner.config.name.clone();
         let key_text = key.as_str().to_owned();
         let body = result
-            .into_stream()
-            .map_err(move |err| {
-                from_object_store(err).context(Operation::Get, &name, Some(&key_text))
-            })
+            .body
+            .map_err(move |err| err.context(Operation::Get, &name, Some(&key_text)))
             .boxed();
-        Ok(GetResult { meta, range, body })
+        Ok(GetResult { body, ..result })
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {

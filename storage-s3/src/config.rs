@@ -79,11 +79,11 @@ pub struct S3Config {
     /// Default: 4.
     #[serde(default = "default_concurrency")]
     pub upload_concurrency: usize,
-    /// Whole-object gets of objects larger than this are fetched as
-    /// parallel ranged GETs of this size each. Default: 8 MiB.
+    /// Gets that serve more than this (a whole object, or a range) are
+    /// fetched as parallel ranged GETs of this size each. Default: 8 MiB.
     #[serde(default = "default_part_size")]
     pub download_chunk_size: ByteSize,
-    /// Transfers in flight at once for a whole-object get, the first GET
+    /// Transfers in flight at once for a get in parts, the first GET
     /// counted while its first chunk streams. Parts are read whole ahead
     /// of their turn, so memory held is up to this many chunks. Default: 4.
     #[serde(default = "default_concurrency")]

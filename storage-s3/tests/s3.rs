@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use storage_core::conformance::pattern;
-use storage_core::{Body, Bytes, ErrorKind, GetOptions, Key, PutOptions, Storage};
+use storage_core::{Body, ByteRange, Bytes, ErrorKind, GetOptions, Key, PutOptions, Storage};
 use storage_s3::{S3Config, S3Storage};
 use support::{FaultProxy, Faults, var};
 
@@ -117,7 +117,8 @@ async fn a_reader_away_past_the_request_timeout_still_reads_the_whole_object() {
     let mut config = moto_config();
     config.download_chunk_size = storage_core::config::ByteSize(256 << 10);
     config.download_concurrency = 4;
-    config.request_timeout_secs = 1;
+    // Short, but not so short that a loaded server misses it twice.
+    config.request_timeout_secs = 2;
     let reader = S3Storage::new(config).unwrap();
     let mut got = reader.get(&key, GetOptions::default()).await.unwrap();
     // The first piece of the first answer; then the reader is away past
@@ -129,7 +130,7 @@ async fn a_reader_away_past_the_request_timeout_still_reads_the_whole_object() {
         read.len() < (256 << 10),
         "the first piece was the whole chunk"
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     while let Some(chunk) = got.body.next().await {
         read.extend_from_slice(&chunk.unwrap());
     }
@@ -167,6 +168,49 @@ async fn a_part_cut_short_is_asked_for_again_from_its_first_missing_byte() {
     let read = storage_core::collect_stream(got.body).await.unwrap();
     assert_eq!(proxy.cuts(), 1, "no answer was cut");
     assert!(read == data, "the object read back differs");
+    assert!(writer.delete(&key).await.unwrap());
+}
+
+/// A range longer than a chunk is read in parallel parts, offset into
+/// the object: exactly the range, for bounded, open and suffix ranges.
+/// Each read survives a cut on its second connection, which only a get
+/// in parts has.
+#[tokio::test]
+async fn a_range_longer_than_a_chunk_is_read_in_parts_exactly() {
+    let writer = moto();
+    let key = unique("ranged-parts.bin");
+    let data = pattern(34, (3 << 20) + 17);
+    let len = data.len() as u64;
+    writer
+        .put(&key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    for (range, expected) in [
+        (ByteRange::bounded(100_000..2_900_000), 100_000..2_900_000),
+        (ByteRange::From(1_000_001), 1_000_001..len),
+        (ByteRange::Suffix(2_000_000), len - 2_000_000..len),
+    ] {
+        let proxy = storage_core::testing::CuttingProxy::start_cutting_answers(
+            &var("STORAGE_TEST_MOTO_ENDPOINT"),
+            1,
+            100 << 10,
+        )
+        .await;
+        let mut config = moto_config_at(&proxy.url);
+        config.download_chunk_size = storage_core::config::ByteSize(256 << 10);
+        config.download_concurrency = 4;
+        config.max_retries = 0;
+        let reader = S3Storage::new(config).unwrap();
+        let got = reader
+            .get(&key, GetOptions::default().with_range(range))
+            .await
+            .unwrap();
+        assert_eq!(got.range, expected, "{range:?}");
+        let read = storage_core::collect_stream(got.body).await.unwrap();
+        let wanted = &data[expected.start as usize..expected.end as usize];
+        assert!(&read[..] == wanted, "{range:?}: the bytes differ");
+        assert_eq!(proxy.cuts(), 1, "{range:?} was not read in parts");
+    }
     assert!(writer.delete(&key).await.unwrap());
 }
 
