@@ -1,5 +1,6 @@
 //! [`SupabaseStorage`]: the contract over one Supabase Storage bucket.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,9 +12,10 @@ use reqwest::header::{
 };
 use reqwest::{Method, Response, StatusCode};
 use storage_core::{
-    Body, Capabilities, ChunkReader, Error, ErrorKind, GetOptions, GetResult, Key, ListOptions,
-    ListStream, ObjectMeta, Operation, Prefix, PresignMethod, PresignOptions, PresignedRequest,
-    PutOptions, PutResult, Result, Storage, WriteMode, async_trait,
+    Body, ByteRange, ByteStream, Capabilities, ChunkReader, Error, ErrorKind, GetOptions,
+    GetResult, Key, ListOptions, ListStream, ObjectMeta, Operation, Prefix, PresignMethod,
+    PresignOptions, PresignedRequest, PutOptions, PutResult, Result, Storage, WriteMode,
+    async_trait, prefix_then_parts,
 };
 
 use crate::client::{Client, check, error_of, header};
@@ -34,7 +36,9 @@ use crate::upload::{NewObject, upload};
 /// - Create-only is the server's own `x-upsert: false` (atomic);
 ///   replace-if-match has no API and is declared unsupported.
 /// - A get reads the bytes and the object's info together and checks they
-///   agree (the download carries no user metadata).
+///   agree (the download carries no user metadata). What it serves
+///   beyond `download_chunk_size` continues as parallel ranged downloads
+///   of the same etag.
 #[derive(Debug, Clone)]
 pub struct SupabaseStorage {
     inner: Arc<Inner>,
@@ -254,6 +258,64 @@ impl SupabaseStorage {
         .with_retryable(true))
     }
 
+    /// The body of a download that serves `served` of the object: `first`
+    /// itself up to a chunk; beyond, its first chunk, then ranged
+    /// downloads in parallel, offset into the object, each of which must
+    /// carry `etag` (the version the first answer described).
+    fn rest_in_parts(
+        &self,
+        key: &Key,
+        first: ByteStream,
+        served: Range<u64>,
+        etag: Option<String>,
+    ) -> ByteStream {
+        let chunk = self.inner.config.download_chunk_size.0;
+        let len = served.end - served.start;
+        if len <= chunk {
+            return first;
+        }
+        let inner = Arc::clone(&self.inner);
+        let name = names::encode(key.as_str());
+        let offset = served.start;
+        let rest = move |part: Range<u64>| {
+            let inner = Arc::clone(&inner);
+            let name = name.clone();
+            let etag = etag.clone();
+            async move {
+                let client = &inner.client;
+                let range = ByteRange::bounded(offset + part.start..offset + part.end);
+                let request = client
+                    .request(Method::GET, &client.object_url("authenticated", &name))
+                    .header(RANGE, range.to_http_header());
+                let response = client.send(request).await?;
+                let answered = header(response.headers(), ETAG.as_str());
+                if etag.is_some() && answered.is_some() && answered != etag.as_deref() {
+                    return Err(Error::new(
+                        ErrorKind::PreconditionFailed,
+                        "the object was replaced while it was being read",
+                    ));
+                }
+                if response.status() != StatusCode::PARTIAL_CONTENT {
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        format!(
+                            "Supabase answered a ranged download with {}, not 206",
+                            response.status()
+                        ),
+                    ));
+                }
+                Ok(response.bytes_stream().map_err(from_transport).boxed())
+            }
+        };
+        prefix_then_parts(
+            first,
+            chunk,
+            len,
+            rest,
+            self.inner.config.download_concurrency,
+        )
+    }
+
     /// The listing, page by page. The server is asked for the folder part
     /// of the prefix; the rest of it, and `start_after`, filter here.
     fn list_pages(&self, prefix: &Prefix, options: ListOptions) -> ListStream {
@@ -392,11 +454,12 @@ impl Storage for SupabaseStorage {
             }
             _ => 0..meta.size,
         };
+        let first = response.bytes_stream().map_err(from_transport).boxed();
+        let body = self.rest_in_parts(key, first, range.clone(), meta.etag.clone());
         let name = self.inner.config.name.clone();
         let key_text = key.as_str().to_owned();
-        let body = response
-            .bytes_stream()
-            .map_err(move |err| from_transport(err).context(Operation::Get, &name, Some(&key_text)))
+        let body = body
+            .map_err(move |err| err.context(Operation::Get, &name, Some(&key_text)))
             .boxed();
         Ok(GetResult { meta, range, body })
     }

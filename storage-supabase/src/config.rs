@@ -51,6 +51,16 @@ pub struct SupabaseConfig {
     /// resends, per chunk, after a dropped connection or a 5xx. Default: 5.
     #[serde(default = "default_resume_attempts")]
     pub resume_attempts: usize,
+    /// Gets that serve more than this (a whole object, or a range) are
+    /// fetched as parallel ranged downloads of this size each. Default:
+    /// 8 MiB.
+    #[serde(default = "default_download_chunk_size")]
+    pub download_chunk_size: ByteSize,
+    /// Transfers in flight at once for a get in parts, the first download
+    /// counted while its first chunk streams. Parts are read whole ahead
+    /// of their turn, so memory held is up to this many chunks. Default: 4.
+    #[serde(default = "default_download_concurrency")]
+    pub download_concurrency: usize,
     /// Keys deleted per request in `delete_many`. Default: 1,000.
     #[serde(default = "default_delete_batch")]
     pub delete_batch: usize,
@@ -67,6 +77,12 @@ fn default_name() -> String {
 }
 fn default_chunk_size() -> ByteSize {
     ByteSize(6 << 20)
+}
+fn default_download_chunk_size() -> ByteSize {
+    ByteSize(8 << 20)
+}
+fn default_download_concurrency() -> usize {
+    4
 }
 fn default_resume_attempts() -> usize {
     5
@@ -103,6 +119,8 @@ impl SupabaseConfig {
             allowed_mime_types: Vec::new(),
             chunk_size: default_chunk_size(),
             resume_attempts: default_resume_attempts(),
+            download_chunk_size: default_download_chunk_size(),
+            download_concurrency: default_download_concurrency(),
             delete_batch: default_delete_batch(),
             request_timeout_secs: default_timeout(),
             connect_timeout_secs: default_connect_timeout(),
@@ -176,6 +194,12 @@ impl SupabaseConfig {
         self.base_url()?;
         if self.chunk_size.0 == 0 {
             return Err("chunk_size must not be 0".into());
+        }
+        if self.download_chunk_size.0 == 0 {
+            return Err("download_chunk_size must not be 0".into());
+        }
+        if self.download_concurrency == 0 {
+            return Err("download_concurrency must be at least 1".into());
         }
         if self.delete_batch == 0 {
             return Err("delete_batch must be at least 1".into());

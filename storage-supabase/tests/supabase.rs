@@ -16,7 +16,7 @@ use storage_core::config::ByteSize;
 use storage_core::conformance::{chunked, pattern};
 use storage_core::testing::CuttingProxy;
 use storage_core::{
-    Body, ErrorKind, GetOptions, Key, PresignMethod, PutOptions, Storage, collect_stream,
+    Body, ByteRange, ErrorKind, GetOptions, Key, PresignMethod, PutOptions, Storage, collect_stream,
 };
 use storage_supabase::{SupabaseConfig, SupabaseStorage};
 
@@ -88,6 +88,81 @@ async fn a_dropped_connection_mid_upload_resumes_instead_of_restarting() {
         collect_stream(got.body).await.unwrap() == data,
         "the resumed object differs"
     );
+}
+
+/// Gets that serve more than a download chunk (the whole object, or a
+/// bounded, open or suffix range) are read in parallel ranged parts,
+/// offset into the object: exactly what is served, through a connection
+/// cut mid-part (the third: the first two carry the download and the
+/// info, and only a get in parts opens more), whose rest is asked for
+/// again.
+#[tokio::test(flavor = "multi_thread")]
+async fn gets_longer_than_a_chunk_are_read_in_parts_exactly() {
+    let test = support::store().await;
+    let key = key("parts.bin");
+    let data = pattern(11, (3 << 20) + 17);
+    let len = data.len() as u64;
+    test.store
+        .put(&key, data.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    for (range, expected) in [
+        (None, 0..len),
+        (
+            Some(ByteRange::bounded(100_000..2_900_000)),
+            100_000..2_900_000,
+        ),
+        (Some(ByteRange::From(1_000_001)), 1_000_001..len),
+        (Some(ByteRange::Suffix(2_000_000)), len - 2_000_000..len),
+    ] {
+        let proxy = CuttingProxy::start_cutting_answers(&test.url, 2, 100 << 10).await;
+        let mut config = SupabaseConfig::new(&proxy.url, test.store.config().bucket.clone())
+            .with_key(test.key.as_str());
+        config.download_chunk_size = ByteSize(CHUNK);
+        config.download_concurrency = 4;
+        let through = SupabaseStorage::new(config).unwrap();
+        let mut options = GetOptions::default();
+        options.range = range;
+        let got = through.get(&key, options).await.unwrap();
+        assert_eq!(got.range, expected, "{range:?}");
+        let read = collect_stream(got.body).await.unwrap();
+        let wanted = &data[expected.start as usize..expected.end as usize];
+        assert!(&read[..] == wanted, "{range:?}: the bytes differ");
+        assert_eq!(proxy.cuts(), 1, "{range:?} was not read in parts");
+    }
+}
+
+/// An object replaced while it is read in parts fails the read with
+/// `PreconditionFailed` instead of mixing two versions.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_replaced_while_it_is_read_in_parts_fails_the_read() {
+    let test = support::store_with(Duration::from_secs(60), |c| {
+        c.download_chunk_size = ByteSize(CHUNK);
+        c.download_concurrency = 2;
+    })
+    .await;
+    let key = key("replaced.bin");
+    test.store
+        .put(
+            &key,
+            pattern(12, (1 << 20) + 5).into(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    // The first answer is in; the parts are asked for when the body is
+    // first read, after the object was replaced.
+    let got = test.store.get(&key, GetOptions::default()).await.unwrap();
+    test.store
+        .put(
+            &key,
+            pattern(13, (1 << 20) + 5).into(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let err = collect_stream(got.body).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PreconditionFailed, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
