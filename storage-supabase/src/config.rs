@@ -243,6 +243,22 @@ mod tests {
                 .unwrap_err()
                 .contains("bucket")
         );
+        let mut no_chunk = SupabaseConfig::new("http://x", "b");
+        no_chunk.download_chunk_size = ByteSize(0);
+        assert!(
+            no_chunk
+                .validate()
+                .unwrap_err()
+                .contains("download_chunk_size")
+        );
+        let mut no_transfers = SupabaseConfig::new("http://x", "b");
+        no_transfers.download_concurrency = 0;
+        assert!(
+            no_transfers
+                .validate()
+                .unwrap_err()
+                .contains("download_concurrency")
+        );
     }
 
     #[test]
