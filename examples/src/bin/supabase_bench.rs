@@ -6,6 +6,10 @@
 //! - 1,000 objects of 64 KiB, 16 at a time: put all, then get all.
 //! - One 256 MiB object: a streamed put of unknown length (TUS, 6 MiB
 //!   chunks) and a whole-object get.
+//! - One 64 MiB object read through a proxy that caps each connection at
+//!   32 MB/s ([`CappedProxy`]), where a connection's throughput, not
+//!   loopback's, is the limit: parallel ranged downloads (the default)
+//!   against one download.
 //! - With `--memory GIB`: only one object of that many GiB of unknown
 //!   length, up (TUS) and down, and the process's peak resident memory.
 //!
@@ -21,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use storage::{Body, GetOptions, Key, PutOptions, Storage};
+use storage_examples::capped_proxy::CappedProxy;
 use storage_examples::{best, chunk_of, peak_mib, read_all, stream_up};
 use storage_supabase::{SupabaseConfig, SupabaseStorage};
 
@@ -29,6 +34,9 @@ const SMALL_SIZE: usize = 64 * 1024;
 const CONCURRENCY: usize = 16;
 const LARGE_SIZE: usize = 256 << 20;
 const ROUNDS: usize = 3;
+const CAPPED_SIZE: usize = 64 << 20;
+/// Bytes a second each connection carries through the capping proxy.
+const CAPPED_RATE: f64 = 32e6;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -110,6 +118,33 @@ async fn run(url: &str, memory: Option<usize>) -> Result<(), Box<dyn std::error:
             .into_iter()
             .collect::<storage::Result<Vec<()>>>()?;
     }
+    // Reads where each connection's throughput is the limit.
+    let capped_key = Key::new("bench/capped")?;
+    store
+        .put(
+            &capped_key,
+            Body::Bytes(chunk_of(CAPPED_SIZE, 5)),
+            PutOptions::default(),
+        )
+        .await?;
+    let proxy = CappedProxy::start(url, CAPPED_RATE).await?;
+    let through = |chunk: u64| {
+        let mut config =
+            SupabaseConfig::new(&proxy.url, "bench").with_key(server::service_key().as_str());
+        config.download_chunk_size = storage::config::ByteSize(chunk);
+        SupabaseStorage::new(config)
+    };
+    let (parallel, single) = (through(8 << 20)?, through(u64::MAX)?);
+    let (mut capped_parallel, mut capped_single) = (vec![], vec![]);
+    for round in 0..ROUNDS {
+        for side in [round % 2 == 0, round % 2 == 1] {
+            if side {
+                capped_parallel.push(read_all(&parallel, &capped_key, CAPPED_SIZE).await?);
+            } else {
+                capped_single.push(read_all(&single, &capped_key, CAPPED_SIZE).await?);
+            }
+        }
+    }
     let mib_s = |time: Duration| LARGE_SIZE as f64 / (1 << 20) as f64 / time.as_secs_f64();
     println!(
         "| Supabase (repository test server on 127.0.0.1), best of {ROUNDS} | storage-supabase |"
@@ -132,6 +167,14 @@ async fn run(url: &str, memory: Option<usize>) -> Result<(), Box<dyn std::error:
         "| 256 MiB get | {:.3} s ({:.0} MiB/s) |",
         best(&large_down).as_secs_f64(),
         mib_s(best(&large_down))
+    );
+    println!(
+        "| 64 MiB get, each connection capped at 32 MB/s (a proxy), parallel 8 MiB ranges (default) | {:.3} s |",
+        best(&capped_parallel).as_secs_f64()
+    );
+    println!(
+        "| 64 MiB get, each connection capped at 32 MB/s, one download | {:.3} s |",
+        best(&capped_single).as_secs_f64()
     );
     Ok(())
 }
