@@ -95,3 +95,22 @@ pub async fn read_all(store: &dyn Storage, key: &Key, size: usize) -> storage::R
     assert_eq!(total, size, "the object read back has the wrong length");
     Ok(start.elapsed())
 }
+
+/// The same through object_store directly: one streamed GET of `key`,
+/// checked to have `size` bytes; the time it took.
+pub async fn read_all_object_store(
+    store: &dyn object_store::ObjectStore,
+    key: &Key,
+    size: usize,
+) -> object_store::Result<Duration> {
+    use object_store::ObjectStoreExt;
+    let start = Instant::now();
+    let path = object_store::path::Path::from(key.as_str());
+    let mut body = store.get(&path).await?.into_stream();
+    let mut total = 0;
+    while let Some(piece) = body.try_next().await? {
+        total += piece.len();
+    }
+    assert_eq!(total, size, "the object read back has the wrong length");
+    Ok(start.elapsed())
+}

@@ -36,7 +36,9 @@ use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
 use object_store::path::Path;
 use storage::{Body, Bytes, GetOptions, Key, PutOptions, Storage};
 use storage_examples::capped_proxy::CappedProxy;
-use storage_examples::{best, chunk_of, cpu_time, peak_mib, read_all, stream_up};
+use storage_examples::{
+    best, chunk_of, cpu_time, peak_mib, read_all, read_all_object_store, stream_up,
+};
 use storage_gcs::{GcsConfig, GcsStorage};
 
 const SMALL_COUNT: usize = 1000;
@@ -99,22 +101,6 @@ async fn get_small_theirs(
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    Ok(start.elapsed())
-}
-
-/// Reads `key` (of `size` bytes) through object_store as one streamed GET.
-async fn get_theirs(
-    store: &GoogleCloudStorage,
-    key: &Key,
-    size: usize,
-) -> Result<Duration, object_store::Error> {
-    let start = Instant::now();
-    let mut body = store.get(&Path::from(key.as_str())).await?.into_stream();
-    let mut total = 0;
-    while let Some(piece) = body.try_next().await? {
-        total += piece.len();
-    }
-    assert_eq!(total, size);
     Ok(start.elapsed())
 }
 
@@ -196,7 +182,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 single_large.push(read_all(&single_stream, &large_key, LARGE_SIZE).await?);
             } else {
                 theirs_gets.push(get_small_theirs(&theirs, &keys).await?);
-                theirs_large.push(get_theirs(&theirs, &large_key, LARGE_SIZE).await?);
+                theirs_large.push(read_all_object_store(&theirs, &large_key, LARGE_SIZE).await?);
             }
         }
         ours.delete_many(&keys)
@@ -234,7 +220,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 0 => capped_ours.push(read_all(&capped, &capped_key, CAPPED_SIZE).await?),
                 1 => capped_one.push(read_all(&capped_single, &capped_key, CAPPED_SIZE).await?),
                 _ => capped_object_store
-                    .push(get_theirs(&capped_theirs, &capped_key, CAPPED_SIZE).await?),
+                    .push(read_all_object_store(&capped_theirs, &capped_key, CAPPED_SIZE).await?),
             }
         }
     }
