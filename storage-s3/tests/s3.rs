@@ -32,6 +32,15 @@ fn moto_config_at(endpoint: &str) -> S3Config {
     config
 }
 
+/// moto's configuration at `endpoint` with small download chunks (256
+/// KiB, four transfers), so that a few MiB is a get in parts.
+fn small_download_chunks_at(endpoint: &str) -> S3Config {
+    let mut config = moto_config_at(endpoint);
+    config.download_chunk_size = storage_core::config::ByteSize(256 << 10);
+    config.download_concurrency = 4;
+    config
+}
+
 fn moto() -> S3Storage {
     S3Storage::new(moto_config()).unwrap()
 }
@@ -114,9 +123,7 @@ async fn a_reader_away_past_the_request_timeout_still_reads_the_whole_object() {
         .put(&key, data.clone().into(), PutOptions::default())
         .await
         .unwrap();
-    let mut config = moto_config();
-    config.download_chunk_size = storage_core::config::ByteSize(256 << 10);
-    config.download_concurrency = 4;
+    let mut config = small_download_chunks_at(&var("STORAGE_TEST_MOTO_ENDPOINT"));
     // Short, but not so short that a loaded server misses it twice.
     config.request_timeout_secs = 2;
     let reader = S3Storage::new(config).unwrap();
@@ -158,9 +165,7 @@ async fn a_part_cut_short_is_asked_for_again_from_its_first_missing_byte() {
         100 << 10,
     )
     .await;
-    let mut config = moto_config_at(&proxy.url);
-    config.download_chunk_size = storage_core::config::ByteSize(256 << 10);
-    config.download_concurrency = 4;
+    let mut config = small_download_chunks_at(&proxy.url);
     // Not the retry layer's doing: the backend alone asks again.
     config.max_retries = 0;
     let reader = S3Storage::new(config).unwrap();
@@ -196,9 +201,7 @@ async fn a_range_longer_than_a_chunk_is_read_in_parts_exactly() {
             100 << 10,
         )
         .await;
-        let mut config = moto_config_at(&proxy.url);
-        config.download_chunk_size = storage_core::config::ByteSize(256 << 10);
-        config.download_concurrency = 4;
+        let mut config = small_download_chunks_at(&proxy.url);
         config.max_retries = 0;
         let reader = S3Storage::new(config).unwrap();
         let got = reader
