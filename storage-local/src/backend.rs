@@ -171,35 +171,6 @@ impl ObjectSlot {
     fn sync_folder(&self) -> Result<()> {
         rustix::fs::fsync(&self.folder).map_err(|err| from_io(err.into()))
     }
-
-    /// Whether the folder lists an entry besides `.` and `..`, read from
-    /// the open handle with `getdents64`; `false` when it cannot tell, so
-    /// that the caller tries to remove the folder and `rmdir` decides.
-    ///
-    /// After a delete this spares the attempt to remove a folder that is
-    /// plainly not empty: `rmdir` resolves the folder's path again and
-    /// takes its parent's lock exclusively, so concurrent deletes in the
-    /// sibling folders of one parent queued behind each other there. No
-    /// folder is left behind by skipping it: a folder is emptied by some
-    /// last delete, and that delete's listing, made after its unlink,
-    /// finds it empty.
-    fn folder_has_entries(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); 512];
-            let mut entries = rustix::fs::RawDir::new(&self.folder, &mut buffer);
-            while let Some(entry) = entries.next() {
-                match entry {
-                    Ok(entry) if matches!(entry.file_name().to_bytes(), b"." | b"..") => {}
-                    Ok(_) => return true,
-                    Err(_) => return false,
-                }
-            }
-            false
-        }
-        #[cfg(not(target_os = "linux"))]
-        false
-    }
 }
 
 impl LocalStorage {
@@ -677,6 +648,16 @@ impl Inner {
 
     /// Removes the now-empty folders above `path`, deepest first, so that
     /// a listing never shows a common prefix with nothing under it.
+    ///
+    /// Called after every delete, it simply tries: `rmdir` fails on a
+    /// folder that still holds an entry, and its own test (on ext4) stops
+    /// at the first entry it finds. Reading the folder first to skip the
+    /// attempt cost more than it saved: ext4 answers `getdents64` in hash
+    /// order, hashing every name of a block per call, so deletes in a
+    /// folder of 10,000 objects, 16 at a time, ran at 19,700 a second with
+    /// that look and 27,400 without (100 folders of 200: 19,300 and
+    /// 26,000; only folders of four objects were a few percent faster with
+    /// it).
     fn prune_empty_parents(&self, path: &Path) {
         let mut current = path.parent();
         while let Some(folder) = current.filter(|p| !p.as_os_str().is_empty()) {
@@ -960,7 +941,7 @@ impl Storage for LocalStorage {
                     Err(err) => Err(from_io(err)),
                 }
             })?;
-            if removed && !slot.folder_has_entries() {
+            if removed {
                 drop(slot);
                 inner.prune_empty_parents(&path);
             }
@@ -1052,10 +1033,8 @@ impl Storage for LocalStorage {
                 if inner.config.fsync && inner.config.fsync_folder {
                     inner.sync_parent(&target)?;
                 }
-                if !slot.folder_has_entries() {
-                    drop(slot);
-                    inner.prune_empty_parents(&source);
-                }
+                drop(slot);
+                inner.prune_empty_parents(&source);
             }
             Ok(())
         })
