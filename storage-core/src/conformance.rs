@@ -169,10 +169,15 @@ where
 /// that does not verify signatures, say) lists the cases it fails as
 /// known gaps, each with its reason:
 ///
-/// ```ignore
+/// ```no_run
+/// # use storage_core::{MemoryStorage, conformance::Fixture, conformance_suite};
+/// # async fn setup() -> Fixture {
+/// #     Fixture::new(MemoryStorage::new())
+/// # }
 /// conformance_suite!(setup, gaps = [
 ///     ("tampered_presigned_url_is_refused", "moto accepts any signature"),
 /// ]);
+/// # fn main() {}
 /// ```
 ///
 /// A gap's test still runs and passes only while the case fails, so a

@@ -49,8 +49,18 @@
 //! Implement [`Storage`](storage_core::Storage) as for any backend, build
 //! the crate as a `cdylib`, and export it:
 //!
-//! ```ignore
+//! ```no_run
 //! use storage_plugin_api::export::ProviderSettings;
+//! # // A stand-in for the plugin's own backend.
+//! # use storage_core::MemoryStorage as MyStorage;
+//! # trait Open {
+//! #     async fn open(name: &str, root: std::path::PathBuf) -> storage_core::Result<MyStorage>;
+//! # }
+//! # impl Open for MyStorage {
+//! #     async fn open(_: &str, _: std::path::PathBuf) -> storage_core::Result<MyStorage> {
+//! #         Ok(MyStorage::new())
+//! #     }
+//! # }
 //!
 //! #[derive(serde::Deserialize)]
 //! #[serde(deny_unknown_fields)]
@@ -62,6 +72,7 @@
 //! }
 //!
 //! storage_plugin_api::export_plugin!("my-store" => open);
+//! # fn main() {}
 //! ```
 //!
 //! `examples/plugins/encrypted` is a complete plugin: client-side
@@ -103,11 +114,20 @@ pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// and its `create` entry, which opens the named provider type with an
 /// async function of [`ProviderSettings`](crate::export::ProviderSettings).
 ///
-/// ```ignore
+/// ```no_run
+/// # use storage_core::MemoryStorage;
+/// # use storage_plugin_api::export::ProviderSettings;
+/// # async fn open_encrypted(_: ProviderSettings) -> storage_core::Result<MemoryStorage> {
+/// #     Ok(MemoryStorage::new())
+/// # }
+/// # async fn open_in_memory(_: ProviderSettings) -> storage_core::Result<MemoryStorage> {
+/// #     Ok(MemoryStorage::new())
+/// # }
 /// storage_plugin_api::export_plugin!(
 ///     "encrypted" => open_encrypted,
 ///     "encrypted-memory" => open_in_memory,
 /// );
+/// # fn main() {}
 /// ```
 ///
 /// Each function is `async fn(ProviderSettings) -> storage_core::Result<S>`
