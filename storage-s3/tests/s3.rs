@@ -45,6 +45,23 @@ fn moto() -> S3Storage {
     S3Storage::new(moto_config()).unwrap()
 }
 
+/// A reader of moto in small download chunks through a proxy that cuts
+/// its second connection's answer 100 KiB in: inside a ranged part (the
+/// first connection is the first answer's). Its retries are off, so only
+/// the backend's own re-request of the cut part can complete a read.
+async fn reader_cut_inside_a_part() -> (storage_core::testing::CuttingProxy, S3Storage) {
+    let proxy = storage_core::testing::CuttingProxy::start_cutting_answers(
+        &var("STORAGE_TEST_MOTO_ENDPOINT"),
+        1,
+        100 << 10,
+    )
+    .await;
+    let mut config = small_download_chunks_at(&proxy.url);
+    config.max_retries = 0;
+    let reader = S3Storage::new(config).unwrap();
+    (proxy, reader)
+}
+
 fn s3s_fs_with_secret(secret: &str) -> S3Storage {
     let mut config = S3Config::new(var("STORAGE_TEST_S3_BUCKET"))
         .with_name("s3s-fs")
@@ -157,18 +174,7 @@ async fn a_part_cut_short_is_asked_for_again_from_its_first_missing_byte() {
         .put(&key, data.clone().into(), PutOptions::default())
         .await
         .unwrap();
-    // 100 KiB into the second connection: inside a ranged part (the first
-    // connection is the first answer's).
-    let proxy = storage_core::testing::CuttingProxy::start_cutting_answers(
-        &var("STORAGE_TEST_MOTO_ENDPOINT"),
-        1,
-        100 << 10,
-    )
-    .await;
-    let mut config = small_download_chunks_at(&proxy.url);
-    // Not the retry layer's doing: the backend alone asks again.
-    config.max_retries = 0;
-    let reader = S3Storage::new(config).unwrap();
+    let (proxy, reader) = reader_cut_inside_a_part().await;
     let got = reader.get(&key, GetOptions::default()).await.unwrap();
     let read = storage_core::collect_stream(got.body).await.unwrap();
     assert_eq!(proxy.cuts(), 1, "no answer was cut");
@@ -195,15 +201,7 @@ async fn a_range_longer_than_a_chunk_is_read_in_parts_exactly() {
         (ByteRange::From(1_000_001), 1_000_001..len),
         (ByteRange::Suffix(2_000_000), len - 2_000_000..len),
     ] {
-        let proxy = storage_core::testing::CuttingProxy::start_cutting_answers(
-            &var("STORAGE_TEST_MOTO_ENDPOINT"),
-            1,
-            100 << 10,
-        )
-        .await;
-        let mut config = small_download_chunks_at(&proxy.url);
-        config.max_retries = 0;
-        let reader = S3Storage::new(config).unwrap();
+        let (proxy, reader) = reader_cut_inside_a_part().await;
         let got = reader
             .get(&key, GetOptions::default().with_range(range))
             .await
