@@ -145,6 +145,7 @@ async fn run(url: &str, memory: Option<usize>) -> Result<(), Box<dyn std::error:
             }
         }
     }
+    store.delete(&capped_key).await?;
     let mib_s = |time: Duration| LARGE_SIZE as f64 / (1 << 20) as f64 / time.as_secs_f64();
     println!(
         "| Supabase (repository test server on 127.0.0.1), best of {ROUNDS} | storage-supabase |"
