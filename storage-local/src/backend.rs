@@ -576,6 +576,21 @@ impl Inner {
                 Err(err) => Err(from_io(err)),
             },
             WriteMode::Overwrite => {
+                // An unnamed file tries the link first: where there is no
+                // object yet, there is nothing to lock (the loop below
+                // links unlocked too when it finds none) and link(2)
+                // decides atomically. That saves a new object's put the
+                // lookup of its name; a replacement pays a failed link.
+                if temp.name.is_none() {
+                    match temp.link_as_object() {
+                        Ok(()) => {
+                            temp.published = true;
+                            return Ok(());
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(err) => return Err(from_io(err)),
+                    }
+                }
                 loop {
                     let published = Self::with_object_lock(&temp.slot, |current| {
                         if current.is_none() && temp.name.is_none() {

@@ -291,6 +291,55 @@ fn concurrent_deletes_leave_no_empty_folder_behind() {
     assert_eq!(tree(folder.path()), Vec::<PathBuf>::new());
 }
 
+#[test]
+fn conditional_increments_from_many_tasks_lose_no_update() {
+    // Compare-and-swap on one key: each task reads the counter and writes
+    // it back plus one if its etag still matches, retrying when it lost.
+    // A replacement that slipped between another's check and its rename
+    // would lose an increment. The counter is created by a plain put, the
+    // path that links a new object without taking the lock.
+    let folder = tempfile::tempdir().expect("a folder");
+    let store = LocalStorage::open(LocalConfig::new(folder.path()).with_fsync(false))
+        .expect("the store opens");
+    let key = Key::new("counters/hits").unwrap();
+    const TASKS: u32 = 8;
+    const EACH: u32 = 25;
+    runtime().block_on(async {
+        store
+            .put(&key, "0".into(), PutOptions::default())
+            .await
+            .expect("the counter is created");
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..TASKS {
+            let (store, key) = (store.clone(), key.clone());
+            tasks.spawn(async move {
+                let mut done = 0;
+                while done < EACH {
+                    let read = store.get(&key, GetOptions::default()).await.expect("a get");
+                    let etag = read.meta.etag.clone().expect("an etag");
+                    let text = read.bytes().await.expect("the counter's bytes");
+                    let value: u32 = std::str::from_utf8(&text).unwrap().parse().unwrap();
+                    let next = (value + 1).to_string();
+                    match store
+                        .put(&key, next.into(), PutOptions::default().if_match(etag))
+                        .await
+                    {
+                        Ok(_) => done += 1,
+                        Err(err) if err.kind() == ErrorKind::PreconditionFailed => {}
+                        Err(err) => panic!("an update failed: {err}"),
+                    }
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("an incrementing task");
+        }
+        let total = store.get(&key, GetOptions::default()).await.unwrap();
+        let total = total.bytes().await.unwrap();
+        assert_eq!(&total[..], (TASKS * EACH).to_string().as_bytes());
+    });
+}
+
 /// A fresh store holding one object, `docs/a`, and a runtime.
 fn store_with_docs_a() -> (
     tempfile::TempDir,
