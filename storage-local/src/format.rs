@@ -10,8 +10,8 @@
 //! the metadata last because its checksum is known only once the content
 //! is written.
 //!
-//! The end marker names the metadata's encoding. Files are written in the
-//! second; both are read.
+//! The end marker names the metadata's encoding. Files are written with
+//! `STOBJv02`; both are read.
 //!
 //! - `STOBJv02`: the fields every object has, in binary (little-endian),
 //!   then what only some objects have, as JSON, and only when there is
@@ -23,9 +23,10 @@
 //!   ```
 //!
 //!   A 4 KiB object without content type or user metadata has 48 bytes of
-//!   metadata. Its trailer decodes in a few tens of nanoseconds where the
-//!   same fields as JSON took 290 (serde_json): a cached `get` of such an
-//!   object costs about 7 µs of CPU, so the JSON was 4% of it.
+//!   metadata, which decode about seven times faster than the same fields
+//!   as JSON did with serde_json (a loop over one trailer, the two in the
+//!   same run: 65 ns against 493). The JSON cost 290 ns of the 7 µs of CPU
+//!   a cached `get` of such an object takes, 4% of it.
 //! - `STOBJv01`: every field in one JSON object.
 
 use std::collections::BTreeMap;
