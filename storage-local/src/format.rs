@@ -432,6 +432,18 @@ mod tests {
     }
 
     #[test]
+    fn metadata_over_the_limit_is_refused_at_write_time() {
+        let mut meta = sample();
+        meta.user_metadata = BTreeMap::from([("k".into(), "v".repeat(MAX_METADATA_LEN))]);
+        let err = meta.encode().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("at most 65536"), "{err}");
+        let mut meta = sample();
+        meta.etag = "e".repeat(usize::from(u16::MAX) + 1);
+        assert_eq!(meta.encode().unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
     fn damaged_binary_metadata_is_corruption() {
         let meta = sample();
         let content = b"hello";
