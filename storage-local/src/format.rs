@@ -104,6 +104,11 @@ fn take<const N: usize>(bytes: &mut &[u8]) -> Option<[u8; N]> {
     Some(*first)
 }
 
+/// Whether `marker` is one of the end markers this module reads.
+fn is_end_marker(marker: &[u8]) -> bool {
+    marker == MAGIC || marker == MAGIC_JSON
+}
+
 fn corrupt(why: &str) -> Error {
     Error::new(ErrorKind::Corruption, format!("damaged object file: {why}"))
 }
@@ -197,7 +202,7 @@ impl StoredMeta {
         }
         let footer = &tail[tail.len() - FOOTER_LEN as usize..];
         let marker = &footer[4..];
-        if marker != MAGIC && marker != MAGIC_JSON {
+        if !is_end_marker(marker) {
             return Err(corrupt("no end marker"));
         }
         let block_len = u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]) as u64;
@@ -255,7 +260,7 @@ impl StoredMeta {
             .len()
             .checked_sub(FOOTER_LEN as usize)
             .map(|at| &tail[at..])
-            .filter(|footer| footer.ends_with(MAGIC) || footer.ends_with(MAGIC_JSON));
+            .filter(|footer| is_end_marker(&footer[4..]));
         match (Self::decode_tail(&tail, file_len), footer) {
             (Ok((meta, _)), _) => Ok(Some(meta)),
             // A whole footer whose metadata did not fit in the first read:
@@ -264,10 +269,7 @@ impl StoredMeta {
                 let block_len =
                     u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]) as u64;
                 if block_len > MAX_METADATA_LEN as u64 {
-                    return Err(Error::new(
-                        ErrorKind::Corruption,
-                        "damaged object file: metadata length out of bounds",
-                    ));
+                    return Err(corrupt("metadata length out of bounds"));
                 }
                 let want = (block_len + FOOTER_LEN).min(file_len);
                 let mut tail = vec![0u8; want as usize];
